@@ -1,0 +1,44 @@
+#ifndef STORK_TABLE_H
+#define STORK_TABLE_H
+/*
+ * NAME
+ *	table - lookup tables behind one API ("type:name", as Postfix's maps)
+ * SUMMARY
+ *	Types: "hash:/path/file" reads the Berkeley DB hash /path/file.db
+ *	made by storkmap (read-only, opened once); "texthash:/path/file"
+ *	reads the text source into memory. A spec without "type:" is hash.
+ *	Keys are looked up as given (callers lower-case addresses).
+ *	Text source format: "key value..." per line ('#' comments, blank
+ *	lines, continuation lines start with white space); with
+ *	TABLE_ALIASES syntax (aliases(5)): "name: value, value".
+ * DESCRIPTION
+ *	table_open(spec, &why) → table or NULL.
+ *	table_get(t, key, &val, &why) → 1 found (val holds the value,
+ *	NUL-terminated), 0 not found, -1 error (why).
+ *	table_build(spec, source_path, syntax, errors): storkmap/newaliases:
+ *	parse the text file and write the .db atomically (temp file, fsync,
+ *	rename); problems appended to errors as "PATH:LINE: ..." and counted
+ *	in the return value; nothing is replaced when there are problems.
+ *	Duplicate keys: the last one wins with a warning line in errors that
+ *	is not counted.
+ *	table_list(spec, fn, ctx): every key/value (for storkmap -s).
+ *	table_changed(t): the file on disk is not the one opened (daemons
+ *	may retire so the new one is used).
+ * OWNERSHIP
+ *	table_close(&t) frees and NULLs.
+ */
+#include <stdbool.h>
+#include "util/buf.h"
+
+typedef struct table table_t;
+typedef enum { TABLE_SYNTAX_MAP = 0, TABLE_SYNTAX_ALIASES = 1 } table_syntax_t;
+
+table_t *table_open(const char *spec, const char **why_r);
+int table_get(table_t *t, const char *key, buf_t *val_r, const char **why_r);
+bool table_changed(table_t *t);
+void table_close(table_t **t);
+int table_build(const char *spec, const char *source_path, table_syntax_t syntax, buf_t *errors);
+int table_list(const char *spec, void (*fn)(const char *key, const char *val, void *ctx),
+               void *ctx, const char **why_r);
+
+#endif
