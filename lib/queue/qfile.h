@@ -64,10 +64,15 @@
 #define QUEUE_DEFERRED "deferred"
 #define QUEUE_HOLD     "hold"
 #define QUEUE_CORRUPT  "corrupt"
+#define QUEUE_MAILDROP "maildrop"
 
 typedef struct qfile_writer qfile_writer_t;
 
 int qfile_create(const char *queue_dir, qfile_writer_t **w_r, const char **why_r);
+/* qfile_create_in - the same in another directory of the queue (sendmail
+ * writes maildrop/t.ID, renamed to maildrop/ID by qfile_commit) */
+int qfile_create_in(const char *queue_dir, const char *subdir, qfile_writer_t **w_r,
+                    const char **why_r);
 const char *qfile_writer_qid(const qfile_writer_t *w);
 int qfile_writer_fd(const qfile_writer_t *w);
 int qfile_put_arrival(qfile_writer_t *w, int64_t sec, int32_t usec);
