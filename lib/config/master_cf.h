@@ -22,8 +22,14 @@
  *	master_cf_load returns the number of problems and appends
  *	"PATH:LINE: ..." lines to errors; entries are returned only when
  *	there are none. Duplicate service name+type is an error.
+ *	master_cf_inet_split(service, &host, &port, &why): split an inet
+ *	service "[host:]port" into host (NULL = every address in
+ *	inet_interfaces; "[v6]" brackets removed) and a numeric port
+ *	string; well-known names map to ports (smtp 25, submission 587,
+ *	submissions/smtps 465, else getservbyname). -1 with why on junk.
  * OWNERSHIP
  *	master_cf_free releases the array from master_cf_load.
+ *	master_cf_inet_split's strings are the caller's to free.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,5 +53,7 @@ typedef struct master_cf_entry {
 int master_cf_load(const char *path, master_cf_entry_t **entries_r, size_t *n_r,
                    buf_t *errors);
 void master_cf_free(master_cf_entry_t **entries, size_t n);
+int master_cf_inet_split(const char *service, char **host_r, char **port_r,
+                         const char **why_r);
 
 #endif
