@@ -30,9 +30,30 @@
  *	ipc_get_str(v, IPC_A_QID) → borrowed string or NULL if absent.
  *	ipc_get_u64(v, IPC_A_SIZE, &n) → 0, or -1 if absent.
  *	ipc_get_bool(v, attr, &b) → 0, or -1 if absent.
+ *	ipc_get_bytes(v, attr, &p, &n) → 0, or -1 if absent.
  *	for (size_t it = 0; ipc_next_group(v, IPC_A_RCPT, &it, &g) == 0; )
  *	    ... ipc_get_str(g, IPC_A_ADDR) ...
  *	Views and strings borrow from the message: valid until ipc_msg_free.
+ *	ipc_msg_move(dst, src): dst (not initialized, or already freed)
+ *	takes over src's payload and fd; src is left empty.
+ *	A message whose payload grows past the limit while being built is
+ *	marked overflow; sending it fails (ipc_send: -1 with EMSGSIZE;
+ *	ipc_conn_send: the connection is closed with "message too large").
+ *	Building with an undeclared attribute or the wrong type is a program
+ *	bug (msg_panic), and so is sending a message that fails ipc_validate.
+ * IN MEMORY
+ *	A message's payload is the wire format except that every STR
+ *	attribute also carries its terminating NUL (counted in its length);
+ *	ipc_encode/ipc_decode convert. ipc_validate checks the in-memory
+ *	form: known message type, well-formed lengths, declared types (U64
+ *	is 8 bytes, BOOL 1 byte of 0 or 1, STR without embedded NUL),
+ *	groups nested at most IPC_MAX_DEPTH, no repeated non-GROUP known
+ *	attribute in one list, required attributes at top level.
+ *	ipc_encode(m, out): append the wire frame (header + payload) to out;
+ *	-1 if the message overflowed or the frame would exceed IPC_MAX_FRAME.
+ *	ipc_decode(frame, len, m, &why): one whole wire frame (header and
+ *	exactly its payload) into a validated message (m->fd = -1); the
+ *	flags are kept as sent. For tools (storkipc) and fuzzing.
  * BLOCKING API (CLI, agents)
  *	ipc_connect(path, proto, timeout_ms, &why): connect to a UNIX socket
  *	and check its HELLO; returns fd or -1.
@@ -49,8 +70,14 @@
  *	frame and writes it as the socket allows (output is unbounded in
  *	count but each frame is at most IPC_MAX_FRAME).
  *	ipc_conn_pending(conn): bytes still queued for output.
+ *	The conn may be freed from inside on_msg or on_close (the free is
+ *	deferred until the callback returns). Freeing it outside a callback
+ *	drops queued output and does not call on_close. A descriptor sent
+ *	with ipc_conn_send is duplicated; the caller still owns m->fd.
+ *	Input is read frame by frame, at most 64 frames per wake-up.
  * LIMITS
- *	IPC_MAX_FRAME (1 MiB) payload; group nesting depth 4. Content never
+ *	IPC_MAX_FRAME (1 MiB) payload; group nesting depth 4
+ *	(IPC_MAX_DEPTH); at most 16 required attributes per message type. Content never
  *	travels in frames: it travels as a queue file path or an fd.
  */
 #include <stdbool.h>
@@ -63,6 +90,8 @@
 #define IPC_PROTO_MINOR 0
 #define IPC_MAX_FRAME (1024 * 1024)
 #define IPC_FLAG_FD 1
+#define IPC_MAX_DEPTH 4
+#define IPC_HDR_LEN 12
 
 typedef enum {
     IPC_T_U64 = 1, IPC_T_STR = 2, IPC_T_BOOL = 3, IPC_T_BYTES = 4, IPC_T_GROUP = 5
@@ -72,14 +101,14 @@ typedef enum {
 #define IPC_ATTR(id, num, name, type) IPC_A_##id = num,
 #include "ipc/ipc_msgs.def"
 #undef IPC_ATTR
-    IPC_A__END
+    IPC_A__END              /* last listed + 1; not the table size */
 } ipc_attr_t;
 
 typedef enum {
 #define IPC_MSG(id, num, name, req) IPC_M_##id = num,
 #include "ipc/ipc_msgs.def"
 #undef IPC_MSG
-    IPC_M__END
+    IPC_M__END              /* last listed + 1; not the table size */
 } ipc_msg_type_t;
 
 typedef struct ipc_msg {
@@ -87,6 +116,7 @@ typedef struct ipc_msg {
     uint16_t flags;
     uint32_t req_id;
     int fd;                 /* -1, or a descriptor that rides along */
+    bool overflow;          /* payload outgrew its limit while building */
     buf_t payload;
 } ipc_msg_t;
 
@@ -110,11 +140,14 @@ ipc_view_t ipc_msg_view(const ipc_msg_t *m);
 const char *ipc_get_str(ipc_view_t v, uint16_t attr);
 int ipc_get_u64(ipc_view_t v, uint16_t attr, uint64_t *out);
 int ipc_get_bool(ipc_view_t v, uint16_t attr, bool *out);
+int ipc_get_bytes(ipc_view_t v, uint16_t attr, const void **p_r, size_t *len_r);
 int ipc_next_group(ipc_view_t v, uint16_t attr, size_t *iter, ipc_view_t *group_r);
 const char *ipc_msg_name(uint16_t type);
 const char *ipc_attr_name(uint16_t attr);
 /* ipc_validate - check a received payload against the schema */
 int ipc_validate(const ipc_msg_t *m, const char **why_r);
+int ipc_encode(const ipc_msg_t *m, buf_t *out);
+int ipc_decode(const void *frame, size_t len, ipc_msg_t *m, const char **why_r);
 
 int ipc_connect(const char *path, const char *proto, int timeout_ms, const char **why_r);
 int ipc_hello(int fd, const char *proto);

@@ -50,6 +50,20 @@
  *	skeleton uses the max_idle parameter for services without wakeup).
  *	service_stop_requested(svc): true after SIGUSR1/retirement; the
  *	daemon should finish and call service_client_done for each client.
+ * DETAILS (service.c)
+ *	client_limit: spec->client_limit (at least 1), replaced by the
+ *	parameter "<-n name>_client_limit", else "<spec->name>_client_limit",
+ *	whichever is declared first. A retiring process writes BUSY (it will
+ *	take no more clients) and stop_fn runs after the listening socket is
+ *	closed; service_main returns 0 when the last client is done, on
+ *	max_idle, or after max_use clients have come and gone. SIGTERM
+ *	exits 0 at once. Logging is set up before validation, so the
+ *	configuration errors land in maillog_file. A missing fd 3/4 (run by
+ *	hand) is logged as a warning and reserved with /dev/null so no later
+ *	open takes its number; without fd 4 nothing is accepted and no
+ *	status is written. mail_owner must not be uid 0. PDEATHSIG is
+ *	armed after the drop, and start-up stops if the parent pid changed.
+ *	LIMITS: -w at most 86400; accept pauses 1 s on EMFILE/ENFILE.
  * OWNERSHIP
  *	svc, its conf and its loop belong to the skeleton.
  * SECURITY
