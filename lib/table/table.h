@@ -23,7 +23,23 @@
  *	is not counted.
  *	table_list(spec, fn, ctx): every key/value (for storkmap -s).
  *	table_changed(t): the file on disk is not the one opened (daemons
- *	may retire so the new one is used).
+ *	may retire so the new one is used): the open file was unlinked or
+ *	renamed over (works inside a chroot too), or the path now names
+ *	another inode.
+ * DETAILS
+ *	table_build folds keys to lower case (as postmap does by default);
+ *	texthash folds them too when it reads the source. Keys and values
+ *	are stored with their terminating NUL (as Postfix's postmap writes
+ *	them); lookups try the key with, then without the NUL. The build
+ *	writes PATH.db.tmp.PID in the same directory, DB->sync, gives it
+ *	the source file's mode (and owner, when run as root), fsyncs,
+ *	renames it to PATH.db and fsyncs the directory.
+ *	Aliases values are stored as written: trimmed, continuation lines
+ *	joined with one space ("a, b, c"); the reader splits at commas
+ *	(respecting double quotes for "|command, args").
+ *	A spec "type:name" needs a known lower-case type; a spec whose
+ *	prefix is not [a-z0-9_]+ followed by ':' is a hash path.
+ *	The source parser is lib/table/table_text.h (internal).
  * OWNERSHIP
  *	table_close(&t) frees and NULLs.
  */

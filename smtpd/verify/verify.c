@@ -1,0 +1,214 @@
+/*
+ * NAME
+ *	verify - the recipient classification service for smtpd's RCPT check
+ * SUMMARY
+ *	stork_daemon(verify): master.cf "verify unix - n n - - verify"
+ *	(private, unprivileged; it needs getpwnam, so no chroot unless the
+ *	chroot has the passwd databases). The socket is
+ *	$queue_directory/private/verify, protocol "verify".
+ * PROTOCOL
+ *	The server sends HELLO; then for each VERIFY_REQ {ADDR} (internal
+ *	form, see lib/mail/resolve.h) it answers VERIFY_REPLY with the
+ *	request's id and
+ *	  CLASS       local | virtual | remote (a known address or a
+ *	              remote one: smtpd's relay policy decides), unknown (a
+ *	              local or virtual address that does not exist), error
+ *	              (a table failed: try again later)
+ *	  DSN_STATUS  2.1.5 (local, virtual), 2.0.0 (remote), 5.1.1
+ *	              (unknown), 4.3.0 (error)
+ *	  TEXT        for unknown and error: the text after the SMTP code,
+ *	              "<addr>: Recipient address rejected: User unknown in
+ *	              local recipient table" (or "virtual mailbox table"),
+ *	              "<addr>: Temporary lookup failure"
+ *	  TRANSPORT, NEXTHOP  what resolve_addr() said (for local, virtual
+ *	              and remote).
+ *	Any other message type, or a request the schema rejects, closes
+ *	that connection (never the daemon).
+ * DESCRIPTION
+ *	One process serves up to client_limit (100) connections; replies are
+ *	computed at once (table lookups are local). Tables are opened in
+ *	pre_init and re-opened when a rebuild replaced them
+ *	(resolve_refresh, at most once a second). On retirement (SIGUSR1,
+ *	max_use, max_idle) idle connections are closed once their replies
+ *	are written, so smtpd reconnects to a fresh process.
+ */
+#include "ipc/ipc.h"
+#include "mail/resolve.h"
+#include "service/service.h"
+#include "util/buf.h"
+#include "util/msg.h"
+#include "util/xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VERIFY_CLIENT_LIMIT 100
+#define VERIFY_MAX_ADDR 1024            /* longer than any valid path (RFC 5321: 256) */
+#define VERIFY_DRAIN_CHECK_MS 200       /* while retiring, how often to look */
+#define VERIFY_DRAIN_MAX_MS 10000       /* then close regardless */
+
+typedef struct verify_client {
+    service_t *svc;
+    ipc_conn_t *conn;
+    struct verify_client *prev, *next;
+} verify_client_t;
+
+static resolve_t *verify_resolver;
+static verify_client_t *verify_clients;
+static int64_t verify_drain_started;
+
+/* client_close - drop one client and tell the skeleton */
+static void client_close(verify_client_t *c)
+{
+    service_t *svc = c->svc;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        verify_clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ipc_conn_free(&c->conn);
+    free(c);
+    service_client_done(svc);
+}
+
+/* verify_answer - fill the reply for one address */
+static void verify_answer(const char *addr, ipc_msg_t *reply)
+{
+    resolve_result_t res;
+    buf_t text;
+
+    buf_init(&text, VERIFY_MAX_ADDR + 256);
+    (void)resolve_refresh(verify_resolver);
+    if (strlen(addr) > VERIFY_MAX_ADDR) {
+        ipc_put_str(reply, IPC_A_CLASS, "unknown");
+        ipc_put_str(reply, IPC_A_DSN_STATUS, "5.1.3");
+        ipc_put_str(reply, IPC_A_TEXT, "Recipient address rejected: address too long");
+    } else if (resolve_addr(verify_resolver, addr, &res) < 0) {
+        msg_warn("<%s>: recipient lookup failed: %s", addr, res.why ? res.why : "unknown error");
+        buf_printf(&text, "<%s>: Temporary lookup failure", addr);
+        ipc_put_str(reply, IPC_A_CLASS, "error");
+        ipc_put_str(reply, IPC_A_DSN_STATUS, "4.3.0");
+        ipc_put_str(reply, IPC_A_TEXT, buf_cstr(&text));
+    } else if (res.cls != RESOLVE_REMOTE && !res.known) {
+        buf_printf(&text, "<%s>: Recipient address rejected: User unknown in %s", addr,
+                   res.cls == RESOLVE_LOCAL ? "local recipient table" : "virtual mailbox table");
+        ipc_put_str(reply, IPC_A_CLASS, "unknown");
+        ipc_put_str(reply, IPC_A_DSN_STATUS, "5.1.1");
+        ipc_put_str(reply, IPC_A_TEXT, buf_cstr(&text));
+    } else {
+        ipc_put_str(reply, IPC_A_CLASS, resolve_class_name(res.cls));
+        ipc_put_str(reply, IPC_A_DSN_STATUS, res.cls == RESOLVE_REMOTE ? "2.0.0" : "2.1.5");
+        ipc_put_str(reply, IPC_A_TRANSPORT, res.transport);
+        ipc_put_str(reply, IPC_A_NEXTHOP, res.nexthop);
+    }
+    if (msg_verbose)
+        msg_info("verify <%s>: class=%s", addr, ipc_get_str(ipc_msg_view(reply), IPC_A_CLASS));
+    buf_free(&text);
+}
+
+/* verify_on_msg - one VERIFY_REQ → one VERIFY_REPLY */
+static void verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
+{
+    verify_client_t *c = ctx;
+    ipc_msg_t reply;
+    const char *addr;
+
+    if (m->type != IPC_M_VERIFY_REQ
+        || (addr = ipc_get_str(ipc_msg_view(m), IPC_A_ADDR)) == NULL) {
+        msg_warn("unexpected %s request from client; closing", ipc_msg_name(m->type));
+        client_close(c);
+        return;
+    }
+    ipc_msg_init(&reply, IPC_M_VERIFY_REPLY);
+    reply.req_id = m->req_id;
+    verify_answer(addr, &reply);
+    ipc_conn_send(conn, &reply);
+    ipc_msg_free(&reply);
+    if (service_stop_requested(c->svc) && ipc_conn_pending(conn) == 0)
+        client_close(c);
+}
+
+/* verify_on_close - the client went away (or broke the protocol) */
+static void verify_on_close(ipc_conn_t *conn, const char *why, void *ctx)
+{
+    verify_client_t *c = ctx;
+
+    if (msg_verbose)
+        msg_info("client closed: %s", why);
+    client_close(c);
+}
+
+/* verify_accept - greet a new client and start reading its requests */
+static void verify_accept(service_t *svc, int fd)
+{
+    verify_client_t *c;
+
+    if (ipc_hello(fd, "verify") < 0) {
+        msg_warn("cannot send hello to client: %m");
+        close(fd);
+        service_client_done(svc);
+        return;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->svc = svc;
+    c->next = verify_clients;
+    if (verify_clients)
+        verify_clients->prev = c;
+    verify_clients = c;
+    c->conn = ipc_conn_new(service_loop(svc), fd, verify_on_msg, verify_on_close, c);
+}
+
+/* verify_drain - while retiring: close clients whose replies are out */
+static void verify_drain(event_loop_t *loop, void *ctx)
+{
+    service_t *svc = ctx;
+    bool late = event_now_ms(loop) - verify_drain_started > VERIFY_DRAIN_MAX_MS;
+    verify_client_t *c = verify_clients, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        if (late || ipc_conn_pending(c->conn) == 0)
+            client_close(c);
+    }
+    if (verify_clients)
+        event_timer_add(loop, VERIFY_DRAIN_CHECK_MS, verify_drain, svc);
+}
+
+/* verify_stop - retirement begins: let the clients go */
+static void verify_stop(service_t *svc)
+{
+    verify_drain_started = event_now_ms(service_loop(svc));
+    verify_drain(service_loop(svc), svc);
+}
+
+/* verify_cleanup - close the tables at exit (whichever way we exit) */
+static void verify_cleanup(void)
+{
+    resolve_free(&verify_resolver);
+}
+
+/* verify_pre_init - open the tables while privileged */
+static void verify_pre_init(service_t *svc)
+{
+    const char *why;
+
+    if ((verify_resolver = resolve_new(service_conf(svc), &why)) == NULL)
+        msg_fatal("cannot initialize recipient resolution: %s", why);
+    atexit(verify_cleanup);
+}
+
+int main(int argc, char **argv)
+{
+    static const service_spec_t spec = {
+        .name = "verify",
+        .client_limit = VERIFY_CLIENT_LIMIT,
+        .pre_init = verify_pre_init,
+        .accept_fn = verify_accept,
+        .stop_fn = verify_stop,
+    };
+
+    return service_main(argc, argv, &spec);
+}
