@@ -1,0 +1,102 @@
+/*
+ * NAME
+ *	smtpd - the Stork SMTP server (RFC 5321 receiver)
+ * SYNOPSIS
+ *	master.cf:  smtp inet n - y - - smtpd
+ *	smtpd -c CONFIG_DIR -n SERVICE -t inet [-u] [-C] [-o name=value ...]
+ * DESCRIPTION
+ *	Receives mail over SMTP/ESMTP (PIPELINING, SIZE, 8BITMIME,
+ *	ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, DSN), checks each
+ *	recipient with the verify service (private/verify) and the relay
+ *	policy ($mynetworks), writes the queue file into incoming/ and
+ *	acknowledges a message only once its file and the directory are
+ *	durable (group commit across sessions), then tells qmgr
+ *	(public/qmgr) with QMGR_NEW.
+ *	One process serves up to 100 sessions (client_limit) on one event
+ *	loop; the master runs more processes as needed.
+ * PARAMETERS
+ *	myhostname, smtpd_banner, message_size_limit, mynetworks,
+ *	smtputf8_enable, line_length_limit, smtpd_timeout,
+ *	smtpd_session_time_limit, smtpd_recipient_limit,
+ *	smtpd_soft_error_limit, smtpd_hard_error_limit,
+ *	smtpd_error_sleep_time, smtpd_junk_command_limit,
+ *	disable_vrfy_command, smtpd_forbid_bare_newline,
+ *	strict_rfc821_envelopes, smtpd_verify_timeout
+ *	(lib/config/params_smtpd.def, params_global.def).
+ * SECURITY
+ *	Parses network input: runs unprivileged and, as root, chrooted to
+ *	queue_directory (the skeleton does that). Everything it touches is
+ *	relative to queue_directory: incoming/, private/verify,
+ *	public/qmgr.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "smtpd.h"
+#include "util/msg.h"
+#include "util/xmalloc.h"
+
+#define SMTPD_CLIENT_LIMIT 100
+#define SMTPD_VERIFY_PATH "private/verify"
+
+static smtpd_server_t smtpd_server;
+
+/* smtpd_settings_load - convert every parameter once */
+static void smtpd_settings_load(conf_t *conf, smtpd_settings_t *set)
+{
+    char **nets;
+    const char *why;
+
+    set->myhostname = conf_str(conf, "myhostname");
+    set->banner = conf_str(conf, "smtpd_banner");
+    set->message_size_limit = (uint64_t)conf_int(conf, "message_size_limit");
+    set->timeout_ms = conf_int(conf, "smtpd_timeout") * 1000;
+    set->session_limit_ms = conf_int(conf, "smtpd_session_time_limit") * 1000;
+    set->verify_timeout_ms = conf_int(conf, "smtpd_verify_timeout") * 1000;
+    set->error_sleep_ms = conf_int(conf, "smtpd_error_sleep_time") * 1000;
+    set->line_limit = (size_t)conf_int(conf, "line_length_limit");
+    set->recipient_limit = (int)conf_int(conf, "smtpd_recipient_limit");
+    set->soft_error_limit = (int)conf_int(conf, "smtpd_soft_error_limit");
+    set->hard_error_limit = (int)conf_int(conf, "smtpd_hard_error_limit");
+    set->junk_command_limit = (int)conf_int(conf, "smtpd_junk_command_limit");
+    set->vrfy_enabled = !conf_bool(conf, "disable_vrfy_command");
+    set->forbid_bare_newline = conf_bool(conf, "smtpd_forbid_bare_newline");
+    set->smtputf8 = conf_bool(conf, "smtputf8_enable");
+    set->strict_rfc821 = conf_bool(conf, "strict_rfc821_envelopes");
+    nets = conf_list(conf, "mynetworks");
+    for (size_t i = 0; nets && nets[i]; i++)
+        /* A bad entry is a configuration error: refuse to start rather
+         * than run with a relay policy the admin did not write. */
+        if (smtpd_cidr_add(&set->mynetworks, nets[i], &why) < 0)
+            msg_fatal("mynetworks: %s: %s", nets[i], why);
+}
+
+/* smtpd_post_init - settings, verify client, group commit hook */
+static void smtpd_post_init(service_t *svc)
+{
+    smtpd_server_t *srv = &smtpd_server;
+
+    srv->svc = svc;
+    srv->loop = service_loop(svc);
+    smtpd_settings_load(service_conf(svc), &srv->set);
+    srv->verify = smtpd_verify_new(srv->loop, SMTPD_VERIFY_PATH, srv->set.verify_timeout_ms);
+    smtpd_enqueue_init(srv);
+    service_set_ctx(svc, srv);
+}
+
+/* smtpd_accept - a new client connection */
+static void smtpd_accept(service_t *svc, int fd)
+{
+    smtpd_session_new(&smtpd_server, fd);
+}
+
+int main(int argc, char **argv)
+{
+    static const service_spec_t spec = {
+        .name = "smtpd",
+        .client_limit = SMTPD_CLIENT_LIMIT,
+        .post_init = smtpd_post_init,
+        .accept_fn = smtpd_accept,
+    };
+
+    return service_main(argc, argv, &spec);
+}

@@ -1,0 +1,208 @@
+#ifndef STORK_SMTPD_SMTPD_H
+#define STORK_SMTPD_SMTPD_H
+/*
+ * NAME
+ *	smtpd.h - the SMTP server's internal interfaces (smtpd/ only)
+ * SUMMARY
+ *	One process serves many sessions on one event loop.
+ *	smtpd.c         main(), settings, accept
+ *	smtpd_session.c connection state, input/output buffers, deadlines,
+ *	                the input loop (pipelining), close and logging
+ *	smtpd_cmd.c     the command table and the small commands
+ *	smtpd_helo.c    EHLO/HELO
+ *	smtpd_mail.c    MAIL
+ *	smtpd_rcpt.c    RCPT (verify service, relay policy, limits)
+ *	smtpd_data.c    DATA and BDAT, the content state machine
+ *	smtpd_enqueue.c the queue file, group commit, qmgr notices
+ *	smtpd_verify.c  the asynchronous client of the verify service
+ *	smtpd_cidr.c    mynetworks matching (IPv4/IPv6 CIDR)
+ * OWNERSHIP
+ *	A session owns everything hanging off it (buffers, transaction,
+ *	queue writer) and frees it in smtpd_session_free(). Sessions are
+ *	freed only from top-level event handlers (smtpd_session_resume),
+ *	so no callee ever holds a dangling session pointer.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include "event/event.h"
+#include "ipc/ipc.h"
+#include "queue/qfile.h"
+#include "service/service.h"
+#include "smtp/smtp_parse.h"
+#include "smtpd_cidr.h"
+#include "util/buf.h"
+
+/* Settings: every parameter smtpd reads, converted once at start. */
+typedef struct smtpd_settings {
+    const char *myhostname;
+    const char *banner;
+    uint64_t message_size_limit;        /* 0 = unlimited */
+    int64_t timeout_ms;                 /* smtpd_timeout */
+    int64_t session_limit_ms;           /* smtpd_session_time_limit */
+    int64_t verify_timeout_ms;          /* smtpd_verify_timeout */
+    int64_t error_sleep_ms;             /* smtpd_error_sleep_time */
+    size_t line_limit;                  /* line_length_limit */
+    int recipient_limit;
+    int soft_error_limit;
+    int hard_error_limit;
+    int junk_command_limit;
+    bool vrfy_enabled;                  /* !disable_vrfy_command */
+    bool forbid_bare_newline;
+    bool smtputf8;
+    bool strict_rfc821;
+    smtpd_cidr_t mynetworks;
+} smtpd_settings_t;
+
+typedef struct smtpd_session smtpd_session_t;
+typedef struct smtpd_verify smtpd_verify_t;
+
+/* The per-process server. */
+typedef struct smtpd_server {
+    service_t *svc;
+    event_loop_t *loop;
+    smtpd_settings_t set;
+    smtpd_verify_t *verify;
+    smtpd_session_t *commit_head;       /* sessions parked for group commit */
+    smtpd_session_t **commit_tail;
+    ipc_conn_t *qmgr;                   /* QMGR_NEW notices */
+    int64_t qmgr_retry_ms;              /* no reconnect before this time */
+    size_t nsessions;
+} smtpd_server_t;
+
+/* Commands counted for the "disconnect from" line, in Postfix's order. */
+typedef enum {
+    SMTPD_C_EHLO, SMTPD_C_HELO, SMTPD_C_MAIL, SMTPD_C_RCPT, SMTPD_C_DATA, SMTPD_C_BDAT,
+    SMTPD_C_RSET, SMTPD_C_NOOP, SMTPD_C_VRFY, SMTPD_C_HELP, SMTPD_C_QUIT, SMTPD_C_UNKNOWN,
+    SMTPD_C_COUNT
+} smtpd_cmd_id_t;
+
+typedef enum {
+    SMTPD_ST_CMD,           /* reading command lines */
+    SMTPD_ST_DATA,          /* reading DATA content up to CRLF.CRLF */
+    SMTPD_ST_BDAT,          /* reading a BDAT chunk of known size */
+} smtpd_state_t;
+
+/* Content state machine (smtpd_data.c). */
+typedef enum {
+    SMTPD_D_BOL, SMTPD_D_DOT, SMTPD_D_DOTCR, SMTPD_D_MID, SMTPD_D_CR
+} smtpd_dstate_t;
+
+struct smtpd_session {
+    smtpd_server_t *srv;
+    int fd;
+    char *client_addr;                  /* "192.0.2.1" */
+    char *client_name;                  /* "unknown" until DNS exists */
+    char *client_desc;                  /* "unknown[192.0.2.1]" */
+    bool client_trusted;                /* in mynetworks */
+    buf_t in;
+    buf_t out;
+    smtpd_state_t state;
+    bool skip_line;                     /* discarding an over-long line */
+    bool eof;                           /* the client closed its side */
+    bool quit;                          /* close once out is written */
+    bool dead;                          /* close now */
+    bool wait_verify;                   /* an RCPT waits for the verify service */
+    bool parked;                        /* on the group commit list */
+    bool in_process;                    /* inside smtpd_session_process */
+    bool reading;                       /* the fd is watched for input */
+    unsigned watch;                     /* current event mask */
+    int64_t start_ms;
+    int64_t activity_ms;
+    event_timer_t *timer;               /* deadline check */
+    event_timer_t *sleep_timer;         /* error tarpit */
+    const char *last_cmd;               /* for "timeout after X" */
+
+    /* session */
+    char *helo;
+    bool esmtp;
+    int error_count;
+    int junk_count;
+    unsigned cmd_ok[SMTPD_C_COUNT];
+    unsigned cmd_total[SMTPD_C_COUNT];
+
+    /* transaction */
+    bool have_mail;
+    smtp_mail_t mail;
+    smtp_rcpt_t rcpt;                   /* the RCPT being verified */
+    char **rcpts;                       /* accepted, internal form */
+    size_t nrcpts;
+    qfile_writer_t *qf;
+    char qid[QID_BUFSIZE];              /* "" until the file exists */
+    bool content_started;
+    bool used_bdat;
+    smtpd_dstate_t dstate;
+    bool bare_lf, bare_cr, too_big, write_error;
+    uint64_t bdat_chunk;                /* size of the chunk being read */
+    uint64_t content_bytes;             /* client content, after unstuffing */
+    bool in_header;
+    buf_t hdr_line;                     /* current header line (capped) */
+    bool hdr_in_msgid;
+    char *message_id;
+    uint64_t bdat_remaining;
+    bool bdat_last;
+    bool bdat_discard;                  /* read and drop this chunk */
+    int bdat_err_code;                  /* reply after the chunk instead of 250 */
+    const char *bdat_err_dsn;
+    const char *bdat_err_text;
+
+    /* group commit */
+    smtpd_session_t *commit_next;
+};
+
+/* smtpd_session.c */
+void smtpd_session_new(smtpd_server_t *srv, int fd);
+void smtpd_session_resume(smtpd_session_t *s);
+void smtpd_session_wake(smtpd_session_t *s);
+bool smtpd_session_waiting(const smtpd_session_t *s);
+void smtpd_reply(smtpd_session_t *s, int code, const char *dsn, const char *fmt, ...)
+    STORK_PRINTF(4, 5);
+void smtpd_session_sleep_after_error(smtpd_session_t *s);
+void smtpd_reject_log(smtpd_session_t *s, const char *cmd, int code, const char *dsn,
+                      const char *text, const char *rcpt);
+void smtpd_transaction_reset(smtpd_session_t *s);
+
+/* smtpd_cmd.c */
+void smtpd_cmd_dispatch(smtpd_session_t *s, const char *line, size_t len);
+
+/* smtpd_helo.c */
+int smtpd_cmd_ehlo(smtpd_session_t *s, const smtp_cmdline_t *cl);
+int smtpd_cmd_helo(smtpd_session_t *s, const smtp_cmdline_t *cl);
+
+/* smtpd_mail.c */
+int smtpd_cmd_mail(smtpd_session_t *s, const smtp_cmdline_t *cl);
+
+/* smtpd_rcpt.c */
+int smtpd_cmd_rcpt(smtpd_session_t *s, const smtp_cmdline_t *cl);
+
+/* smtpd_data.c */
+int smtpd_cmd_data(smtpd_session_t *s, const smtp_cmdline_t *cl);
+int smtpd_cmd_bdat(smtpd_session_t *s, const smtp_cmdline_t *cl);
+size_t smtpd_data_input(smtpd_session_t *s, const char *p, size_t n, bool *done_r);
+void smtpd_data_done(smtpd_session_t *s);
+void smtpd_bdat_input(smtpd_session_t *s, const char *p, size_t n);
+void smtpd_bdat_chunk_done(smtpd_session_t *s);
+
+/* smtpd_enqueue.c */
+int smtpd_enqueue_open(smtpd_session_t *s, const char **why_r);
+int smtpd_enqueue_rcpt(smtpd_session_t *s, const char *addr, const char *orcpt,
+                       unsigned notify);
+int smtpd_enqueue_begin_content(smtpd_session_t *s);
+void smtpd_enqueue_write(smtpd_session_t *s, const char *p, size_t n);
+void smtpd_enqueue_finish(smtpd_session_t *s);
+void smtpd_enqueue_abort(smtpd_session_t *s);
+void smtpd_enqueue_init(smtpd_server_t *srv);
+
+/* smtpd_verify.c */
+typedef struct smtpd_verify_result {
+    const char *cls;        /* local virtual remote unknown error */
+    const char *dsn;
+    const char *text;       /* may be NULL */
+} smtpd_verify_result_t;
+typedef void smtpd_verify_fn(void *ctx, const smtpd_verify_result_t *res);
+smtpd_verify_t *smtpd_verify_new(event_loop_t *loop, const char *path, int64_t timeout_ms);
+void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_addr,
+                        smtpd_verify_fn *fn, void *ctx);
+void smtpd_verify_cancel(smtpd_verify_t *v, void *ctx);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * smtpd_helo.c - EHLO and HELO. Both reset the transaction (RFC 5321
+ * 4.1.4). The EHLO reply lists the extensions; like every MTA, the
+ * greeting and the EHLO/HELO replies carry no enhanced status code
+ * (the client has not yet learned that we speak ENHANCEDSTATUSCODES,
+ * and EHLO lines are keywords, RFC 2034 3).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "smtp/smtp_reply.h"
+#include "smtpd.h"
+#include "util/xmalloc.h"
+
+/* smtpd_helo_common - remember the name, reset the transaction */
+static int smtpd_helo_common(smtpd_session_t *s, const smtp_cmdline_t *cl, const char *verb)
+{
+    if (cl->arg_len == 0) {
+        smtpd_reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
+        return -1;
+    }
+    free(s->helo);
+    s->helo = xstrndup(cl->arg, cl->arg_len);
+    smtpd_transaction_reset(s);
+    return 0;
+}
+
+/* smtpd_cmd_ehlo - EHLO: the extension list */
+int smtpd_cmd_ehlo(smtpd_session_t *s, const smtp_cmdline_t *cl)
+{
+    const smtpd_settings_t *set = &s->srv->set;
+    const char *lines[16];
+    size_t n = 0;
+    char size_line[40];
+
+    if (smtpd_helo_common(s, cl, "EHLO") < 0)
+        return -1;
+    s->esmtp = true;
+    lines[n++] = set->myhostname;
+    lines[n++] = "PIPELINING";
+    if (set->message_size_limit)
+        snprintf(size_line, sizeof(size_line), "SIZE %" PRIu64, set->message_size_limit);
+    else
+        snprintf(size_line, sizeof(size_line), "SIZE");
+    lines[n++] = size_line;
+    if (set->vrfy_enabled)
+        lines[n++] = "VRFY";
+    lines[n++] = "ENHANCEDSTATUSCODES";
+    lines[n++] = "8BITMIME";
+    lines[n++] = "DSN";
+    if (set->smtputf8)
+        lines[n++] = "SMTPUTF8";
+    lines[n++] = "CHUNKING";
+    if (smtp_reply_lines(&s->out, 250, NULL, lines, n) < 0)
+        s->dead = true;
+    return 0;
+}
+
+/* smtpd_cmd_helo - HELO: plain SMTP */
+int smtpd_cmd_helo(smtpd_session_t *s, const smtp_cmdline_t *cl)
+{
+    if (smtpd_helo_common(s, cl, "HELO") < 0)
+        return -1;
+    s->esmtp = false;
+    smtpd_reply(s, 250, NULL, "%s", s->srv->set.myhostname);
+    return 0;
+}

@@ -1,0 +1,433 @@
+/*
+ * smtpd_session.c - one SMTP connection: buffers, the input loop,
+ * deadlines, output flushing and the end of a session.
+ *
+ * Input is read into a bounded buffer and handled in order by
+ * smtpd_session_process(): command lines go to the command table, DATA
+ * and BDAT bytes to the content code. Replies collect in the output
+ * buffer and are written when the input buffer has no complete command
+ * left, or when the session must wait (verify lookup, group commit,
+ * error tarpit): that is RFC 2920 pipelining with "flush before
+ * blocking". While a session waits it does not read, so its replies stay
+ * in command order.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "smtp/smtp_reply.h"
+#include "smtpd.h"
+#include "util/msg.h"
+#include "util/xmalloc.h"
+
+#define SMTPD_READ_CHUNK (64 * 1024)
+#define SMTPD_OUT_HIGH (256 * 1024)     /* stop reading commands above this */
+#define SMTPD_OUT_LIMIT (1024 * 1024)   /* a session that exceeds it is dropped */
+#define SMTPD_HDR_LINE_MAX 4096
+
+static const char *const smtpd_cmd_names[SMTPD_C_COUNT] = {
+    "ehlo", "helo", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "help", "quit",
+    "unknown",
+};
+
+static void smtpd_session_io(event_loop_t *loop, int fd, unsigned mask, void *ctx);
+static void smtpd_session_timer(event_loop_t *loop, void *ctx);
+
+/* smtpd_peer - the client's address as text ("unknown" never happens
+ * for TCP; a UNIX-domain client is the local host) */
+static char *smtpd_peer(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char text[INET6_ADDRSTRLEN];
+
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return xstrdup("unknown");
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, text, sizeof(text));
+        return xstrdup(text);
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        /* An IPv4 client on a dual-stack socket is logged as IPv4. */
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, a->s6_addr + 12, text, sizeof(text));
+        else
+            inet_ntop(AF_INET6, a, text, sizeof(text));
+        return xstrdup(text);
+    }
+    return xstrdup("127.0.0.1");
+}
+
+/* smtpd_session_new - a new connection: log, greet, start reading */
+void smtpd_session_new(smtpd_server_t *srv, int fd)
+{
+    smtpd_session_t *s = xcalloc(1, sizeof(*s));
+    char c;
+
+    s->srv = srv;
+    s->fd = fd;
+    s->client_addr = smtpd_peer(fd);
+    s->client_name = xstrdup("unknown");
+    s->client_desc = xasprintf("%s[%s]", s->client_name, s->client_addr);
+    s->client_trusted = smtpd_cidr_match(&srv->set.mynetworks, s->client_addr);
+    buf_init(&s->in, srv->set.line_limit + SMTPD_READ_CHUNK);
+    buf_init(&s->out, SMTPD_OUT_LIMIT);
+    buf_init(&s->hdr_line, SMTPD_HDR_LINE_MAX);
+    smtp_mail_init(&s->mail);
+    smtp_rcpt_init(&s->rcpt);
+    s->start_ms = s->activity_ms = event_now_ms(srv->loop);
+    s->last_cmd = "CONNECT";
+    srv->nsessions++;
+    msg_info("connect from %s", s->client_desc);
+    /* An early talker sends before seeing the greeting (RFC 5321 4.3.1
+     * says it must wait). Logged as Postfix does; not rejected. */
+    if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+        msg_info("improper command pipelining after CONNECT from %s", s->client_desc);
+    smtpd_reply(s, 220, NULL, "%s", srv->set.banner);
+    if (event_fd_add(srv->loop, fd, EVENT_READ, smtpd_session_io, s) < 0) {
+        msg_warn("cannot watch the connection from %s: %m", s->client_desc);
+        s->dead = true;
+    }
+    s->watch = EVENT_READ;
+    s->reading = true;
+    s->timer = event_timer_add(srv->loop, srv->set.timeout_ms, smtpd_session_timer, s);
+    smtpd_session_resume(s);
+}
+
+/* smtpd_reply - queue one reply; 4xx/5xx count as errors (tarpit, limits) */
+void smtpd_reply(smtpd_session_t *s, int code, const char *dsn, const char *fmt, ...)
+{
+    buf_t text;
+    va_list ap;
+
+    buf_init(&text, 4096);
+    va_start(ap, fmt);
+    (void)buf_vprintf(&text, fmt, ap);
+    va_end(ap);
+    if (smtp_reply(&s->out, code, dsn, buf_cstr(&text)) < 0) {
+        /* The client does not read its replies: drop it. */
+        msg_warn("%s: output limit exceeded, disconnecting", s->client_desc);
+        s->dead = true;
+    }
+    buf_free(&text);
+    if (code >= 400 && code != 421) {
+        s->error_count++;
+        if (s->error_count > s->srv->set.soft_error_limit && s->srv->set.error_sleep_ms > 0)
+            smtpd_session_sleep_after_error(s);
+    }
+}
+
+/* smtpd_reject_log - "QID: reject: CMD from host[ip]: CODE DSN TEXT; from=<> ..." */
+void smtpd_reject_log(smtpd_session_t *s, const char *cmd, int code, const char *dsn,
+                      const char *text, const char *rcpt)
+{
+    buf_t to;
+
+    buf_init(&to, BUF_NOLIMIT);
+    if (rcpt)
+        buf_printf(&to, " to=<%s>", rcpt);
+    msg_info("%s: reject: %s from %s: %d %s %s;%s%s%s%s proto=%s helo=<%s>",
+             s->qid[0] ? s->qid : "NOQUEUE", cmd, s->client_desc, code, dsn, text,
+             s->have_mail ? " from=<" : "", s->have_mail ? buf_cstr(&s->mail.addr) : "",
+             s->have_mail ? ">" : "", buf_cstr(&to), s->esmtp ? "ESMTP" : "SMTP",
+             s->helo ? s->helo : "");
+    buf_free(&to);
+}
+
+/* smtpd_transaction_reset - forget MAIL/RCPT/content; remove any temp file */
+void smtpd_transaction_reset(smtpd_session_t *s)
+{
+    smtpd_enqueue_abort(s);
+    s->have_mail = false;
+    for (size_t i = 0; i < s->nrcpts; i++)
+        free(s->rcpts[i]);
+    xfreep(&s->rcpts);
+    s->nrcpts = 0;
+    s->content_started = s->used_bdat = false;
+    s->bare_lf = s->bare_cr = s->too_big = s->write_error = false;
+    s->content_bytes = 0;
+    s->dstate = SMTPD_D_BOL;
+    s->in_header = true;
+    s->hdr_in_msgid = false;
+    buf_reset(&s->hdr_line);
+    xfreep(&s->message_id);
+    s->bdat_remaining = 0;
+    s->bdat_last = s->bdat_discard = false;
+    s->bdat_err_code = 0;
+}
+
+/* smtpd_sleep_done - the error tarpit is over */
+static void smtpd_sleep_done(event_loop_t *loop, void *ctx)
+{
+    smtpd_session_t *s = ctx;
+
+    s->sleep_timer = NULL;
+    smtpd_session_wake(s);
+}
+
+/* smtpd_session_sleep_after_error - Postfix's smtpd_error_sleep_time:
+ * past the soft error limit, pause before reading the next command */
+void smtpd_session_sleep_after_error(smtpd_session_t *s)
+{
+    if (s->sleep_timer || s->dead)
+        return;
+    s->sleep_timer = event_timer_add(s->srv->loop, s->srv->set.error_sleep_ms,
+                                     smtpd_sleep_done, s);
+}
+
+/* smtpd_session_process - handle buffered input in order until blocked */
+static void smtpd_session_process(smtpd_session_t *s)
+{
+    const smtpd_settings_t *set = &s->srv->set;
+
+    s->in_process = true;
+    while (!s->dead && !s->quit && !smtpd_session_waiting(s)
+           && s->out.len <= SMTPD_OUT_HIGH) {
+        if (s->state == SMTPD_ST_BDAT) {
+            size_t n;
+            if (s->bdat_remaining == 0) {
+                smtpd_bdat_chunk_done(s);
+                continue;
+            }
+            if (s->in.len == 0)
+                break;
+            n = s->in.len < s->bdat_remaining ? s->in.len : (size_t)s->bdat_remaining;
+            smtpd_bdat_input(s, s->in.data, n);
+            buf_consume(&s->in, n);
+            s->bdat_remaining -= n;
+            continue;
+        }
+        if (s->state == SMTPD_ST_DATA) {
+            bool done;
+            size_t n;
+            if (s->in.len == 0)
+                break;
+            n = smtpd_data_input(s, s->in.data, s->in.len, &done);
+            buf_consume(&s->in, n);
+            if (done)
+                smtpd_data_done(s);
+            continue;
+        }
+        if (s->error_count >= set->hard_error_limit) {
+            msg_info("too many errors after %s from %s", s->last_cmd, s->client_desc);
+            smtpd_reply(s, 421, "4.7.0", "%s Error: too many errors", set->myhostname);
+            s->quit = true;
+            break;
+        }
+        {
+            char *nl = s->in.len ? memchr(s->in.data, '\n', s->in.len) : NULL;
+            size_t len;
+
+            if (s->skip_line) {
+                if (nl == NULL) {
+                    buf_reset(&s->in);
+                    break;
+                }
+                buf_consume(&s->in, (size_t)(nl - s->in.data) + 1);
+                s->skip_line = false;
+                continue;
+            }
+            if (nl == NULL) {
+                if (s->in.len > set->line_limit) {
+                    smtpd_reply(s, 500, "5.5.2", "Error: line too long");
+                    buf_reset(&s->in);
+                    s->skip_line = true;
+                    continue;
+                }
+                break;
+            }
+            len = (size_t)(nl - s->in.data);
+            if (len > 0 && s->in.data[len - 1] == '\r')
+                len--;
+            if (len > set->line_limit)
+                smtpd_reply(s, 500, "5.5.2", "Error: line too long");
+            else
+                smtpd_cmd_dispatch(s, s->in.data, len);
+            buf_consume(&s->in, (size_t)(nl - s->in.data) + 1);
+        }
+    }
+    s->in_process = false;
+}
+
+/* smtpd_session_flush - write what the socket takes */
+static void smtpd_session_flush(smtpd_session_t *s)
+{
+    while (s->out.len > 0) {
+        ssize_t n = write(s->fd, s->out.data, s->out.len);
+        if (n > 0) {
+            buf_consume(&s->out, (size_t)n);
+            s->activity_ms = event_now_ms(s->srv->loop);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                if (!s->quit)
+                    msg_info("lost connection after %s from %s", s->last_cmd, s->client_desc);
+                s->eof = true;
+                s->dead = true;
+                buf_reset(&s->out);
+            }
+            return;
+        }
+    }
+}
+
+/* smtpd_session_watch - read only when we can use the input */
+static void smtpd_session_watch(smtpd_session_t *s)
+{
+    unsigned mask = 0;
+
+    s->reading = !s->eof && !s->quit && !smtpd_session_waiting(s) && s->in.len < s->in.limit
+        && s->out.len <= SMTPD_OUT_HIGH;
+    if (s->reading)
+        mask |= EVENT_READ;
+    if (s->out.len > 0)
+        mask |= EVENT_WRITE;
+    if (mask != s->watch) {
+        event_fd_mod(s->srv->loop, s->fd, mask);
+        s->watch = mask;
+    }
+}
+
+/* smtpd_session_free - log the end, release everything */
+static void smtpd_session_free(smtpd_session_t *s)
+{
+    smtpd_server_t *srv = s->srv;
+    buf_t line;
+    unsigned ok = 0, total = 0;
+
+    if (s->eof && !s->quit)
+        msg_info("lost connection after %s from %s", s->last_cmd, s->client_desc);
+    buf_init(&line, BUF_NOLIMIT);
+    for (int i = 0; i < SMTPD_C_COUNT; i++) {
+        if (s->cmd_total[i] == 0)
+            continue;
+        ok += s->cmd_ok[i];
+        total += s->cmd_total[i];
+        if (s->cmd_ok[i] == s->cmd_total[i])
+            buf_printf(&line, " %s=%u", smtpd_cmd_names[i], s->cmd_ok[i]);
+        else
+            buf_printf(&line, " %s=%u/%u", smtpd_cmd_names[i], s->cmd_ok[i], s->cmd_total[i]);
+    }
+    if (ok == total)
+        buf_printf(&line, " commands=%u", total);
+    else
+        buf_printf(&line, " commands=%u/%u", ok, total);
+    msg_info("disconnect from %s%s", s->client_desc, buf_cstr(&line));
+    buf_free(&line);
+
+    smtpd_verify_cancel(srv->verify, s);
+    event_timer_cancel(srv->loop, &s->timer);
+    event_timer_cancel(srv->loop, &s->sleep_timer);
+    event_fd_del(srv->loop, s->fd);
+    close(s->fd);
+    smtpd_transaction_reset(s);
+    smtp_mail_free(&s->mail);
+    smtp_rcpt_free(&s->rcpt);
+    buf_free(&s->in);
+    buf_free(&s->out);
+    buf_free(&s->hdr_line);
+    free(s->helo);
+    free(s->client_addr);
+    free(s->client_name);
+    free(s->client_desc);
+    free(s);
+    srv->nsessions--;
+    service_client_done(srv->svc);
+}
+
+/* smtpd_session_resume - process, flush, then close or re-arm (only
+ * from top-level event handlers: it may free s) */
+void smtpd_session_resume(smtpd_session_t *s)
+{
+    if (!s->dead)
+        smtpd_session_process(s);
+    smtpd_session_flush(s);
+    if (s->dead || (s->quit && s->out.len == 0) || (s->eof && !smtpd_session_waiting(s))) {
+        smtpd_session_free(s);
+        return;
+    }
+    smtpd_session_watch(s);
+}
+
+/* smtpd_session_waiting - is an asynchronous step still running?
+ * Each kind of wait has its own flag, so that one finishing cannot end
+ * another (a tarpit timer must not release a session whose RCPT is
+ * still being verified). */
+bool smtpd_session_waiting(const smtpd_session_t *s)
+{
+    return s->wait_verify || s->parked || s->sleep_timer != NULL;
+}
+
+/* smtpd_session_wake - an asynchronous step finished: go on if nothing
+ * else holds the session (never re-entered from inside the input loop) */
+void smtpd_session_wake(smtpd_session_t *s)
+{
+    if (!s->in_process)
+        smtpd_session_resume(s);
+}
+
+/* smtpd_session_io - socket readiness */
+static void smtpd_session_io(event_loop_t *loop, int fd, unsigned mask, void *ctx)
+{
+    static char chunk[SMTPD_READ_CHUNK];
+    smtpd_session_t *s = ctx;
+
+    if ((mask & (EVENT_READ | EVENT_ERROR)) && s->reading) {
+        size_t room = s->in.limit - s->in.len;
+        ssize_t n;
+
+        if (room > sizeof(chunk))
+            room = sizeof(chunk);
+        n = read(fd, chunk, room);
+        if (n > 0) {
+            buf_append(&s->in, chunk, (size_t)n);
+            s->activity_ms = event_now_ms(loop);
+        } else if (n == 0) {
+            s->eof = true;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            s->eof = true;
+        }
+    } else if ((mask & EVENT_ERROR) && !s->parked) {
+        /* Hang-up while we do not read (waiting for verify or in the
+         * tarpit): epoll keeps reporting it, so end the session now. */
+        s->eof = true;
+        s->dead = true;
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_session_timer - enforce smtpd_timeout and the session limit */
+static void smtpd_session_timer(event_loop_t *loop, void *ctx)
+{
+    smtpd_session_t *s = ctx;
+    const smtpd_settings_t *set = &s->srv->set;
+    int64_t now = event_now_ms(loop);
+    int64_t idle_end = s->activity_ms + set->timeout_ms;
+    int64_t session_end = s->start_ms + set->session_limit_ms;
+    int64_t deadline = idle_end < session_end ? idle_end : session_end;
+
+    s->timer = NULL;
+    /* A message being committed is never cut off: the commit runs
+     * before the loop sleeps, so this wait is short. */
+    if (s->parked) {
+        s->timer = event_timer_add(loop, 1000, smtpd_session_timer, s);
+        return;
+    }
+    if (now < deadline) {
+        s->timer = event_timer_add(loop, deadline - now, smtpd_session_timer, s);
+        return;
+    }
+    msg_info("timeout after %s from %s", s->last_cmd, s->client_desc);
+    buf_reset(&s->out);
+    smtpd_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", set->myhostname);
+    smtpd_session_flush(s);
+    s->quit = true;
+    s->dead = true;
+    smtpd_session_resume(s);
+}

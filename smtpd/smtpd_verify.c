@@ -1,0 +1,189 @@
+/*
+ * smtpd_verify.c - the asynchronous client of the verify service
+ * (smtpd/verify, protocol "verify"). One persistent connection per smtpd
+ * process, made lazily and remade after a failure; requests carry a
+ * request id that the server echoes, and replies are matched by it
+ * (oldest first when the id is unknown). When the service cannot be
+ * reached, does not answer within smtpd_verify_timeout, or breaks the
+ * protocol, every pending request gets class "error" (451 4.3.0): a
+ * recipient is never accepted without a verdict.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "smtpd.h"
+#include "util/msg.h"
+#include "util/xmalloc.h"
+
+#define SMTPD_VERIFY_CONNECT_MS 2000
+
+typedef struct smtpd_verify_req {
+    uint32_t id;
+    int64_t sent_ms;
+    smtpd_verify_fn *fn;
+    void *ctx;
+    struct smtpd_verify_req *next;
+} smtpd_verify_req_t;
+
+struct smtpd_verify {
+    event_loop_t *loop;
+    char *path;
+    int64_t timeout_ms;
+    ipc_conn_t *conn;
+    uint32_t next_id;
+    smtpd_verify_req_t *head;
+    smtpd_verify_req_t **tail;
+    event_timer_t *timer;
+};
+
+static void smtpd_verify_timer(event_loop_t *loop, void *ctx);
+
+/* smtpd_verify_new - a client for the service at path (relative to the queue) */
+smtpd_verify_t *smtpd_verify_new(event_loop_t *loop, const char *path, int64_t timeout_ms)
+{
+    smtpd_verify_t *v = xcalloc(1, sizeof(*v));
+
+    v->loop = loop;
+    v->path = xstrdup(path);
+    v->timeout_ms = timeout_ms;
+    v->next_id = 1;
+    v->tail = &v->head;
+    return v;
+}
+
+/* smtpd_verify_unlink - take r off the pending list */
+static void smtpd_verify_unlink(smtpd_verify_t *v, smtpd_verify_req_t *r)
+{
+    for (smtpd_verify_req_t **pp = &v->head; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            if (v->tail == &r->next)
+                v->tail = pp;
+            return;
+        }
+    }
+}
+
+/* smtpd_verify_fail_all - every pending request gets "error" (the list
+ * is detached first: a callback may already send a new request) */
+static void smtpd_verify_fail_all(smtpd_verify_t *v)
+{
+    smtpd_verify_result_t res = { "error", "4.3.0", NULL };
+    smtpd_verify_req_t *list = v->head;
+
+    event_timer_cancel(v->loop, &v->timer);
+    v->head = NULL;
+    v->tail = &v->head;
+    while (list) {
+        smtpd_verify_req_t *r = list;
+        list = r->next;
+        if (r->fn)
+            r->fn(r->ctx, &res);
+        free(r);
+    }
+}
+
+/* smtpd_verify_drop - close the connection (it is remade on demand) */
+static void smtpd_verify_drop(smtpd_verify_t *v, const char *why)
+{
+    msg_warn("verify service %s: %s", v->path, why);
+    ipc_conn_free(&v->conn);
+    smtpd_verify_fail_all(v);
+}
+
+/* smtpd_verify_on_msg - a VERIFY_REPLY */
+static void smtpd_verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
+{
+    smtpd_verify_t *v = ctx;
+    smtpd_verify_req_t *r;
+    ipc_view_t view = ipc_msg_view(m);
+    smtpd_verify_result_t res;
+
+    if (m->type != IPC_M_VERIFY_REPLY || v->head == NULL) {
+        smtpd_verify_drop(v, "unexpected message");
+        return;
+    }
+    for (r = v->head; r && r->id != m->req_id; r = r->next)
+        ;
+    if (r == NULL)
+        r = v->head;
+    smtpd_verify_unlink(v, r);
+    res.cls = ipc_get_str(view, IPC_A_CLASS);
+    res.dsn = ipc_get_str(view, IPC_A_DSN_STATUS);
+    res.text = ipc_get_str(view, IPC_A_TEXT);
+    if (res.cls == NULL)
+        res.cls = "error";
+    if (r->fn)
+        r->fn(r->ctx, &res);
+    free(r);
+    if (v->head == NULL)
+        event_timer_cancel(v->loop, &v->timer);
+}
+
+/* smtpd_verify_on_close - the service went away */
+static void smtpd_verify_on_close(ipc_conn_t *conn, const char *why, void *ctx)
+{
+    smtpd_verify_drop(ctx, why ? why : "connection closed");
+}
+
+/* smtpd_verify_timer - the oldest request waited too long */
+static void smtpd_verify_timer(event_loop_t *loop, void *ctx)
+{
+    smtpd_verify_t *v = ctx;
+    int64_t now = event_now_ms(loop);
+
+    v->timer = NULL;
+    if (v->head == NULL)
+        return;
+    if (now - v->head->sent_ms >= v->timeout_ms) {
+        smtpd_verify_drop(v, "timeout");
+        return;
+    }
+    v->timer = event_timer_add(loop, v->head->sent_ms + v->timeout_ms - now, smtpd_verify_timer, v);
+}
+
+/* smtpd_verify_query - classify addr; fn(ctx, result) runs once, maybe now */
+void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_addr,
+                        smtpd_verify_fn *fn, void *ctx)
+{
+    smtpd_verify_req_t *r;
+    ipc_msg_t m;
+
+    if (v->conn == NULL) {
+        const char *why;
+        int fd = ipc_connect(v->path, "verify", SMTPD_VERIFY_CONNECT_MS, &why);
+        if (fd < 0) {
+            smtpd_verify_result_t res = { "error", "4.3.0", NULL };
+            msg_warn("connect to verify service %s: %s", v->path, why);
+            fn(ctx, &res);
+            return;
+        }
+        v->conn = ipc_conn_new(v->loop, fd, smtpd_verify_on_msg, smtpd_verify_on_close, v);
+    }
+    r = xcalloc(1, sizeof(*r));
+    r->id = v->next_id++;
+    if (v->next_id == 0)
+        v->next_id = 1;
+    r->sent_ms = event_now_ms(v->loop);
+    r->fn = fn;
+    r->ctx = ctx;
+    *v->tail = r;
+    v->tail = &r->next;
+    ipc_msg_init(&m, IPC_M_VERIFY_REQ);
+    m.req_id = r->id;
+    ipc_put_str(&m, IPC_A_ADDR, addr);
+    if (client_addr)
+        ipc_put_str(&m, IPC_A_CLIENT_ADDR, client_addr);
+    ipc_conn_send(v->conn, &m);
+    ipc_msg_free(&m);
+    if (v->timer == NULL)
+        v->timer = event_timer_add(v->loop, v->timeout_ms, smtpd_verify_timer, v);
+}
+
+/* smtpd_verify_cancel - a session is gone: forget its requests (the
+ * replies that still arrive are matched to nobody and dropped) */
+void smtpd_verify_cancel(smtpd_verify_t *v, void *ctx)
+{
+    for (smtpd_verify_req_t *r = v->head; r; r = r->next)
+        if (r->ctx == ctx)
+            r->fn = NULL;
+}
