@@ -1,0 +1,119 @@
+/*
+ * qmgr - the queue manager daemon: main, parameters, shared log helpers.
+ * One process (master.cf: maxproc 1, wakeup 300), event driven.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "qmgr.h"
+#include "util/msg.h"
+#include "util/xmalloc.h"
+
+qmgr_t qmgr;
+
+/* qmgr_now - wall-clock seconds (queue times are unix times) */
+int64_t qmgr_now(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec;
+}
+
+/* qmgr_fmt_delay - Postfix's delay shape: "0.06", "1.5", "3016" */
+static void qmgr_fmt_delay(char *out, size_t size, double d)
+{
+    if (d < 0)
+        d = 0;
+    snprintf(out, size, d < 10 ? "%.2g" : "%.0f", d);
+}
+
+/* qmgr_log_rcpt - a Postfix-shaped to= line for a result qmgr decided
+ * itself (no agent involved): relay=none, delays all in the queue */
+void qmgr_log_rcpt(const char *qid, const qfile_t *qf, size_t i, const char *relay,
+                   const char *dsn, const char *status, const char *text)
+{
+    struct timeval tv;
+    char d[32];
+
+    gettimeofday(&tv, NULL);
+    qmgr_fmt_delay(d, sizeof(d), (double)(tv.tv_sec - qf->arrival_sec)
+                   + (double)(tv.tv_usec - qf->arrival_usec) / 1e6);
+    const char *orcpt = qf->rcpts[i].orcpt;
+    const char *semi = strchr(orcpt, ';');
+    const char *orig = semi ? semi + 1 : orcpt;
+    if (*orig && strcasecmp(orig, qf->rcpts[i].addr) != 0)
+        msg_info("%s: to=<%s>, orig_to=<%s>, relay=%s, delay=%s, delays=%s/0/0/0, "
+                 "dsn=%s, status=%s (%s)", qid, qf->rcpts[i].addr, orig, relay, d, d,
+                 dsn, status, text);
+    else
+        msg_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/0/0/0, dsn=%s, status=%s (%s)",
+                 qid, qf->rcpts[i].addr, relay, d, d, dsn, status, text);
+}
+
+/* qmgr_exit - at exit (SIGTERM or retirement): mark the index clean.
+ * The skeleton handles signals inside the loop, so no index operation
+ * is half done when this runs. */
+static void qmgr_exit(void)
+{
+    if (qmgr.index)
+        qmgr_index_close(true);
+}
+
+/* qmgr_post_init - parameters, index, rebuild, first scheduling */
+static void qmgr_post_init(service_t *svc)
+{
+    conf_t *conf = service_conf(svc);
+    const char *why;
+
+    qmgr.svc = svc;
+    qmgr.conf = conf;
+    qmgr.loop = service_loop(svc);
+    qmgr.qdir = ".";
+    qmgr.uid = getuid();
+    qmgr.myhostname = conf_str(conf, "myhostname");
+    qmgr.min_backoff = conf_int(conf, "minimal_backoff_time");
+    qmgr.max_backoff = conf_int(conf, "maximal_backoff_time");
+    if (qmgr.max_backoff < qmgr.min_backoff)
+        qmgr.max_backoff = qmgr.min_backoff;
+    qmgr.max_lifetime = conf_int(conf, "maximal_queue_lifetime");
+    qmgr.bounce_lifetime = conf_int(conf, "bounce_queue_lifetime");
+    if (qmgr.bounce_lifetime > qmgr.max_lifetime)
+        qmgr.bounce_lifetime = qmgr.max_lifetime;
+    qmgr.run_delay = conf_int(conf, "queue_run_delay");
+    qmgr.ipc_timeout = conf_int(conf, "ipc_timeout");
+    qmgr.active_limit = (int)conf_int(conf, "qmgr_message_active_limit");
+    if ((qmgr.resolve = resolve_new(conf, &why)) == NULL)
+        msg_fatal("cannot set up address resolution: %s", why);
+    qmgr_transport_init();
+    bool clean = qmgr_index_open();
+    atexit(qmgr_exit);
+    qmgr_rebuild(clean);
+    qmgr_message_pump();
+    qmgr_sched_arm();
+}
+
+/* qmgr_wakeup - every -w seconds: catch lost notices and due messages */
+static void qmgr_wakeup(service_t *svc)
+{
+    qmgr_scan_incoming();
+    qmgr_message_pump();
+    qmgr_sched_arm();
+}
+
+int main(int argc, char **argv)
+{
+    static const service_spec_t spec = {
+        .name = "qmgr",
+        .client_limit = 10000,      /* never BUSY: one process serves all */
+        .post_init = qmgr_post_init,
+        .accept_fn = qmgr_notify_accept,
+        .wakeup_fn = qmgr_wakeup,
+    };
+
+    return service_main(argc, argv, &spec);
+}

@@ -1,0 +1,314 @@
+/*
+ * qmgr_message - active messages: take a file into active/, collect the
+ * per-recipient results of one delivery round, then remove, defer, hold
+ * or requeue it. A message is in exactly one queue directory at every
+ * instant (rename is atomic), which is what at-least-once rests on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qmgr.h"
+#include "util/msg.h"
+#include "util/xmalloc.h"
+
+/* qmgr_inq_push - remember an incoming id until there is a free slot */
+static void qmgr_inq_push(const char *qid)
+{
+    if (qmgr.inq_head + qmgr.inq_len == qmgr.inq_cap) {
+        if (qmgr.inq_head > 0) {
+            memmove(qmgr.inq, qmgr.inq + qmgr.inq_head, qmgr.inq_len * sizeof(*qmgr.inq));
+            qmgr.inq_head = 0;
+        } else {
+            qmgr.inq_cap = qmgr.inq_cap ? 2 * qmgr.inq_cap : 256;
+            qmgr.inq = xreallocarray(qmgr.inq, qmgr.inq_cap, sizeof(*qmgr.inq));
+        }
+    }
+    memcpy(qmgr.inq[qmgr.inq_head + qmgr.inq_len++], qid, QID_BUFSIZE);
+}
+
+/* qmgr_message_incoming - a new file in incoming/ (a notice or a scan) */
+void qmgr_message_incoming(const char *qid)
+{
+    if (!qid_valid(qid))
+        return;
+    qmgr_inq_push(qid);
+    qmgr_message_pump();
+}
+
+/* qmgr_message_pump - fill free active slots: incoming first (new mail
+ * is not starved by a large deferred queue), then due deferred mail */
+void qmgr_message_pump(void)
+{
+    char qid[QID_BUFSIZE];
+
+    if (qmgr.in_pump)
+        return;
+    qmgr.in_pump = true;
+    while (qmgr.nactive < qmgr.active_limit && qmgr.inq_len > 0) {
+        memcpy(qid, qmgr.inq[qmgr.inq_head], QID_BUFSIZE);
+        qmgr.inq_head++;
+        if (--qmgr.inq_len == 0)
+            qmgr.inq_head = 0;
+        qmgr_message_activate(qid, QUEUE_INCOMING);
+    }
+    if (qmgr.nactive < qmgr.active_limit)
+        qmgr_sched_run();
+    qmgr.in_pump = false;
+}
+
+/* qmgr_message_find - the active message with this id, or NULL */
+qmgr_msg_t *qmgr_message_find(const char *qid)
+{
+    for (qmgr_msg_t *m = qmgr.active; m; m = m->next)
+        if (strcmp(m->qid, qid) == 0)
+            return m;
+    return NULL;
+}
+
+/* qmgr_message_free - unlink from the active list and release */
+static void qmgr_message_free(qmgr_msg_t *msg)
+{
+    if (msg->prev)
+        msg->prev->next = msg->next;
+    else
+        qmgr.active = msg->next;
+    if (msg->next)
+        msg->next->prev = msg->prev;
+    qmgr.nactive--;
+    for (size_t i = 0; i < msg->qf.nrcpts; i++) {
+        free(msg->rs[i].dsn);
+        free(msg->rs[i].text);
+    }
+    free(msg->rs);
+    qfile_free(&msg->qf);
+    if (msg->fd >= 0)
+        close(msg->fd);
+    free(msg);
+}
+
+/* qmgr_path - QUEUE/QID under the queue directory (caller frees) */
+static char *qmgr_path(const char *queue, const char *qid)
+{
+    return xasprintf("%s/%s/%s", qmgr.qdir, queue, qid);
+}
+
+/* qmgr_message_remove - all done (or deleted): unlink and forget */
+static void qmgr_message_remove(qmgr_msg_t *msg)
+{
+    char *path = qmgr_path(QUEUE_ACTIVE, msg->qid);
+
+    if (unlink(path) < 0 && errno != ENOENT)
+        msg_warn("%s: cannot remove %s: %m", msg->qid, path);
+    else
+        msg_info("%s: removed", msg->qid);
+    qmgr_index_del(msg->qid);
+    free(path);
+}
+
+/* qmgr_message_activate - move queue/qid to active/ and start delivery;
+ * -1 if there was nothing to deliver from that file */
+int qmgr_message_activate(const char *qid, const char *from)
+{
+    char *apath = qmgr_path(QUEUE_ACTIVE, qid);
+    const char *why;
+
+    if (strcmp(from, QUEUE_ACTIVE) != 0) {
+        char *fpath = qmgr_path(from, qid);
+        int rc = rename(fpath, apath);
+        int err = errno;
+        free(fpath);
+        if (rc < 0) {
+            /* incoming: a duplicate notice for a file already taken */
+            if (err != ENOENT)
+                msg_warn("%s: cannot move from %s/ to %s/: %s", qid, from, QUEUE_ACTIVE,
+                         strerror(err));
+            if (strcmp(from, QUEUE_DEFERRED) == 0) {
+                if (err == ENOENT)
+                    qmgr_index_del(qid);
+                else
+                    qmgr_index_set_queue(qid, QUEUE_DEFERRED, qmgr_now() + qmgr.min_backoff);
+            }
+            free(apath);
+            return -1;
+        }
+    }
+    int fd = open(apath, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    free(apath);
+    if (fd < 0) {
+        msg_warn("%s: cannot open %s/%s: %m", qid, QUEUE_ACTIVE, qid);
+        return -1;
+    }
+    qmgr_msg_t *msg = xcalloc(1, sizeof(*msg));
+    memcpy(msg->qid, qid, QID_BUFSIZE);
+    msg->fd = fd;
+    if (qfile_read(fd, &msg->qf, &why) < 0) {
+        close(fd);
+        free(msg);
+        qmgr_move_corrupt(QUEUE_ACTIVE, qid, why);
+        return -1;
+    }
+    msg->rs = xcalloc(msg->qf.nrcpts, sizeof(*msg->rs));
+    msg->next = qmgr.active;
+    if (qmgr.active)
+        qmgr.active->prev = msg;
+    qmgr.active = msg;
+    qmgr.nactive++;
+
+    size_t pending = 0;
+    for (size_t i = 0; i < msg->qf.nrcpts; i++)
+        if (msg->qf.rcpts[i].status == QFILE_RCPT_PENDING)
+            pending++;
+    if (pending == 0) {             /* finished before a crash: just unlink */
+        qmgr_message_remove(msg);
+        qmgr_message_free(msg);
+        return 0;
+    }
+    int64_t lifetime = msg->qf.sender[0] ? qmgr.max_lifetime : qmgr.bounce_lifetime;
+    msg->expired = qmgr_now() - msg->qf.arrival_sec >= lifetime;
+    msg_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", qid, msg->qf.sender,
+             (unsigned long long)msg->qf.content_size, pending);
+    qmgr_index_put_file(qid, QUEUE_ACTIVE, &msg->qf, NULL, 0);
+    qmgr_transport_assign(msg);
+    return 0;
+}
+
+/* qmgr_message_result - one recipient's outcome; a success is written
+ * to the file at once (no fsync: losing it only means a redelivery) */
+void qmgr_message_result(qmgr_msg_t *msg, size_t i, qmgr_result_t r, const char *dsn,
+                         const char *text)
+{
+    qmgr_rstate_t *rs = &msg->rs[i];
+
+    rs->result = r;
+    free(rs->dsn);
+    free(rs->text);
+    rs->dsn = xstrdup(dsn);
+    rs->text = xstrdup(text);
+    if (r == QR_DONE) {
+        if (qfile_mark_rcpt(msg->fd, msg->qf.rcpts[i].status_offset, QFILE_RCPT_DONE) < 0)
+            msg_warn("%s: cannot mark recipient %s done: %m", msg->qid, msg->qf.rcpts[i].addr);
+        msg->qf.rcpts[i].status = QFILE_RCPT_DONE;
+    }
+}
+
+/* qmgr_mark_done - a recipient needs nothing more (bounced or dropped) */
+static void qmgr_mark_done(qmgr_msg_t *msg, size_t i)
+{
+    if (qfile_mark_rcpt(msg->fd, msg->qf.rcpts[i].status_offset, QFILE_RCPT_DONE) < 0)
+        msg_warn("%s: cannot mark recipient %s done: %m", msg->qid, msg->qf.rcpts[i].addr);
+    msg->qf.rcpts[i].status = QFILE_RCPT_DONE;
+}
+
+/* qmgr_wants_failure_dsn - RFC 3461: NOTIFY absent means FAILURE,DELAY */
+static bool qmgr_wants_failure_dsn(unsigned notify)
+{
+    return notify == 0 || (notify & QFILE_NOTIFY_FAILURE);
+}
+
+/* qmgr_message_bounces - return failed recipients to the sender; the
+ * report is durable before the recipients are marked done */
+static void qmgr_message_bounces(qmgr_msg_t *msg)
+{
+    size_t *idx = xcalloc(msg->qf.nrcpts, sizeof(size_t)), n = 0, nfail = 0;
+    char bqid[QID_BUFSIZE];
+
+    if (msg->expired) {
+        for (size_t i = 0; i < msg->qf.nrcpts; i++)
+            if (msg->rs[i].result == QR_DEFER && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING) {
+                msg->rs[i].result = QR_BOUNCE;
+                nfail++;
+            }
+        if (nfail)
+            msg_info("%s: from=<%s>, status=expired, returned to sender", msg->qid,
+                     msg->qf.sender);
+    }
+    for (size_t i = 0; i < msg->qf.nrcpts; i++)
+        if (msg->rs[i].result == QR_BOUNCE && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING
+            && qmgr_wants_failure_dsn(msg->qf.rcpts[i].notify))
+            idx[n++] = i;
+    if (n > 0 && msg->qf.sender[0] == 0) {
+        msg_info("%s: sender is the null sender: non-delivery notification discarded",
+                 msg->qid);
+        n = 0;
+    } else if (n > 0) {
+        if (qmgr_bounce(msg, idx, n, bqid) < 0) {
+            /* keep them pending: the report is retried with the message */
+            for (size_t k = 0; k < n; k++)
+                msg->rs[idx[k]].result = QR_DEFER;
+            free(idx);
+            return;
+        }
+        msg_info("%s: sender non-delivery notification: %s", msg->qid, bqid);
+        qmgr_message_incoming(bqid);
+    }
+    for (size_t i = 0; i < msg->qf.nrcpts; i++)
+        if (msg->rs[i].result == QR_BOUNCE && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING)
+            qmgr_mark_done(msg, i);
+    free(idx);
+}
+
+/* qmgr_message_move - rename active/QID to another queue */
+static int qmgr_message_move(qmgr_msg_t *msg, const char *to)
+{
+    char *from = qmgr_path(QUEUE_ACTIVE, msg->qid), *dst = qmgr_path(to, msg->qid);
+    int rc = rename(from, dst);
+
+    if (rc < 0)
+        msg_warn("%s: cannot move to %s/: %m", msg->qid, to);
+    free(from);
+    free(dst);
+    return rc;
+}
+
+/* qmgr_message_finish - the round is over: bounce, then remove, hold,
+ * requeue or defer */
+static void qmgr_message_finish(qmgr_msg_t *msg)
+{
+    size_t pending = 0;
+    char qid[QID_BUFSIZE];
+
+    memcpy(qid, msg->qid, QID_BUFSIZE);
+    if (!(msg->ops & QMGR_MSG_DELETE))
+        qmgr_message_bounces(msg);
+    for (size_t i = 0; i < msg->qf.nrcpts; i++)
+        if (msg->qf.rcpts[i].status == QFILE_RCPT_PENDING)
+            pending++;
+    bool requeue = false;
+    if (pending == 0 || (msg->ops & QMGR_MSG_DELETE)) {
+        qmgr_message_remove(msg);
+    } else if (msg->ops & QMGR_MSG_HOLD) {
+        if (qmgr_message_move(msg, QUEUE_HOLD) == 0) {
+            msg_info("%s: placed on hold", qid);
+            qmgr_index_put_file(qid, QUEUE_HOLD, &msg->qf, msg->rs, 0);
+        }
+    } else if (msg->ops & QMGR_MSG_REQUEUE) {
+        requeue = qmgr_message_move(msg, QUEUE_INCOMING) == 0;
+        if (requeue)
+            msg_info("%s: requeued", qid);
+    } else {
+        int64_t next = qmgr_sched_next(msg);
+        char *path = qmgr_path(QUEUE_ACTIVE, qid);
+        /* the schedule survives losing the index: it is the file's mtime */
+        if (qmgr_sched_set_mtime(path, next) < 0)
+            msg_warn("%s: cannot set the next attempt time: %m", qid);
+        free(path);
+        if (qmgr_message_move(msg, QUEUE_DEFERRED) == 0)
+            qmgr_index_put_file(qid, QUEUE_DEFERRED, &msg->qf, msg->rs, next);
+    }
+    qmgr_message_free(msg);
+    if (requeue)
+        qmgr_message_incoming(qid);
+    qmgr_message_pump();
+    qmgr_sched_arm();
+}
+
+/* qmgr_message_job_done - one job (or the assignment guard) is over */
+void qmgr_message_job_done(qmgr_msg_t *msg)
+{
+    if (--msg->jobs_out == 0)
+        qmgr_message_finish(msg);
+}
