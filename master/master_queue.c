@@ -24,7 +24,10 @@ static const struct {
 } master_queue_dirs[] = {
     { "incoming", 0700, 1 }, { "active", 0700, 1 }, { "deferred", 0700, 1 },
     { "hold", 0700, 1 }, { "corrupt", 0700, 1 }, { "private", 0700, 1 },
-    { "public", 0711, 1 }, { "maildrop", 01733, 1 },
+    { "public", 0711, 1 }, { "index", 0700, 1 },
+    /* Only the setgid_group may enter maildrop/ (sendmail runs setgid it),
+     * so other users can neither read nor guess submissions in flight. */
+    { "maildrop", 01730, 1 },
     /* The master's lock stays root's: a daemon must not replace it. */
     { "pid", 0755, 0 },
 };

@@ -128,7 +128,7 @@ def run(tmp, conf, mcf, base, cmd, port1, port2, master):
     check(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip()) is not None,
           "pid file written")
     check(int(open(pidfile).read()) == master.pid, "pid file holds the master's pid")
-    for d, mode in (("private", 0o700), ("public", 0o711), ("maildrop", 0o1733),
+    for d, mode in (("private", 0o700), ("public", 0o711), ("maildrop", 0o1730),
                     ("incoming", 0o700)):
         st = os.stat(os.path.join(tmp, "queue", d))
         check(st.st_mode & 0o7777 == mode, f"queue/{d} mode {oct(mode)}")

@@ -3,15 +3,20 @@
  * and otherwise ignored: the index is a cache, the files are the truth,
  * and a broken index is rebuilt at the next start (it is not clean).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "qmgr.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
-#define QMGR_INDEX_FILE "queue.db"
+/* In a directory of its own, owned by mail_owner: queue_directory itself
+ * belongs to root, and BDB wants to create files beside the database. */
+#define QMGR_INDEX_DIR "index"
+#define QMGR_INDEX_FILE QMGR_INDEX_DIR "/queue.db"
 
 /* qmgr_index_open - open; true if the previous owner closed it cleanly */
 bool qmgr_index_open(void)
@@ -19,6 +24,9 @@ bool qmgr_index_open(void)
     const char *why;
     bool clean = false;
 
+    /* The master makes it; an older queue tree may lack it. */
+    if (mkdir(QMGR_INDEX_DIR, 0700) < 0 && errno != EEXIST)
+        msg_fatal("mkdir %s: %m", QMGR_INDEX_DIR);
     qmgr.index = qindex_open(QMGR_INDEX_FILE, &clean, &why);
     if (qmgr.index == NULL)
         msg_fatal("cannot open the queue index %s: %s", QMGR_INDEX_FILE, why);

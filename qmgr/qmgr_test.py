@@ -84,7 +84,7 @@ local_transport_limit = 3
         self.qmgr = subprocess.Popen([QMGR, "-c", self.conf, "-n", "qmgr", "-t", "unix", "-w", "300"],
                                      preexec_fn=fds, close_fds=False)
         os.close(wfd)
-        check(wait_for(lambda: os.path.exists(os.path.join(self.q, "queue.db"))), "qmgr started")
+        check(wait_for(lambda: os.path.exists(os.path.join(self.q, "index", "queue.db"))), "qmgr started")
 
     def stop_qmgr(self, sig):
         self.qmgr.send_signal(sig)

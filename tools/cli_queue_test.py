@@ -97,7 +97,7 @@ conf = os.path.join(tmp, "etc")
 q = os.path.join(tmp, "queue")
 log = os.path.join(tmp, "maillog")
 os.makedirs(conf)
-for d in ("incoming", "active", "deferred", "hold", "corrupt", "maildrop", "public", "private"):
+for d in ("incoming", "active", "deferred", "hold", "corrupt", "maildrop", "public", "private", "index"):
     os.makedirs(os.path.join(q, d))
 with open(os.path.join(conf, "main.cf"), "w") as f:
     f.write(f"queue_directory = {q}\nmyhostname = host.example\nmyorigin = origin.example\n"
@@ -238,12 +238,12 @@ try:
     check(out2 == out, "mailq == storkqueue -p")
 
     hold_id = inc[0]
-    with open(os.path.join(q, "queue.db"), "w") as f:
+    with open(os.path.join(q, "index", "queue.db"), "w") as f:
         f.write("stale")
     rc, out, err = run(ss + ["-h", hold_id])
     check(rc == 0 and "storksuper: Placed on hold: 1 message\n" in err, f"-h: {rc} {err}")
     check(files(q, "hold") == [hold_id], "held file in hold/")
-    check(not os.path.exists(os.path.join(q, "queue.db")), "index removed after a direct change")
+    check(not os.path.exists(os.path.join(q, "index", "queue.db")), "index removed after a direct change")
     rc, out, err = run(sq + ["-p"])
     check(re.search(r"^%s!\s+\d+ " % hold_id, out, re.M), "held message marked '!': " + out)
     rc, out, err = run(sq + ["-j"])

@@ -49,7 +49,7 @@
 
 /* qmgr's index (qmgr/qmgr_index.c), relative to queue_directory: removed
  * after a direct change, so qmgr rebuilds it from the files at start. */
-#define CLI_QINDEX_FILE "queue.db"
+#define CLI_QINDEX_FILE "index/queue.db"
 #define CLI_QMGR_FLAG_FORCED_EXPIRE 1
 
 extern const char *const CLI_QUEUES_ALL[];
