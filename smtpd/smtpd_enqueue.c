@@ -54,6 +54,9 @@ int smtpd_enqueue_open(smtpd_session_t *s, const char **why_r)
         rc |= qfile_put_attr(w, "ret", s->mail.ret == SMTP_RET_FULL ? "FULL" : "HDRS");
     if (s->mail.smtputf8)
         rc |= qfile_put_attr(w, "smtputf8", "yes");
+    /* The smtp client needs the declared body type to pass it on. */
+    if (s->mail.body == SMTP_BODY_7BIT || s->mail.body == SMTP_BODY_8BITMIME)
+        rc |= qfile_put_attr(w, "body", s->mail.body == SMTP_BODY_7BIT ? "7BIT" : "8BITMIME");
     if (rc != 0) {
         *why_r = "cannot write the envelope";
         qfile_abort(&w);
