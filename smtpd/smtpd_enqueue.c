@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "mail/addr.h"
 #include "smtpd.h"
+#include "mail/mail_date.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
@@ -78,29 +79,16 @@ int smtpd_enqueue_rcpt(smtpd_session_t *s, const char *addr, const char *orcpt, 
     return 0;
 }
 
-/* smtpd_received_date - RFC 5322 date-time of now, local time */
-static void smtpd_received_date(char *buf, size_t size)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-
-    localtime_r(&now, &tm);
-    if (strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
-        buf[0] = 0;
-}
-
 /* smtpd_enqueue_begin_content - start the content with Received: */
 int smtpd_enqueue_begin_content(smtpd_session_t *s)
 {
     const smtpd_settings_t *set = &s->srv->set;
     buf_t hdr;
-    char date[80];
     const char *with = s->mail.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
     int rc;
 
     if (s->qf == NULL || qfile_begin_content(s->qf) < 0)
         return -1;
-    smtpd_received_date(date, sizeof(date));
     buf_init(&hdr, BUF_NOLIMIT);
     /* Postfix's shape, so log and header tools read it:
      * Received: from HELO (NAME [ADDR])
@@ -113,9 +101,13 @@ int smtpd_enqueue_begin_content(smtpd_session_t *s)
     if (s->nrcpts == 1) {
         buf_puts(&hdr, "\r\n\tfor <");
         addr_quote(s->rcpts[0], &hdr);
-        buf_printf(&hdr, ">; %s\r\n", date);
+        buf_puts(&hdr, ">; ");
+        mail_date(&hdr, time(NULL));
+        buf_puts(&hdr, "\r\n");
     } else {
-        buf_printf(&hdr, ";\r\n\t%s\r\n", date);
+        buf_puts(&hdr, ";\r\n\t");
+        mail_date(&hdr, time(NULL));
+        buf_puts(&hdr, "\r\n");
     }
     rc = qfile_write_content(s->qf, hdr.data, hdr.len);
     buf_free(&hdr);

@@ -14,6 +14,8 @@
 #include "cli_fmt.h"
 #include "cli_submit.h"
 #include "ipc/ipc.h"
+#include "mail/addr.h"
+#include "mail/mail_date.h"
 #include "queue/qfile.h"
 #include "util/buf.h"
 #include "util/msg.h"
@@ -21,56 +23,12 @@
 
 #define CLI_WAKE_TIMEOUT_MS 2000
 
-/* cli_addr_ok - is this internal-form address acceptable? */
-bool cli_addr_ok(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    size_t n = strlen(addr);
-
-    if (n == 0 || n > CLI_ADDR_MAX)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
-        if (*p < 0x20 || *p == 0x7F)
-            return false;
-    if (at == NULL)
-        return strpbrk(addr, " \t<>") == NULL;
-    if (at == addr || at[1] == 0)
-        return false;
-    if (at[1] == '[')
-        return addr[n - 1] == ']' && strchr(at + 2, '[') == NULL;
-    for (const char *d = at + 1; *d; d++)
-        if (strchr(" \t<>()[]\\,;:\"", *d))
-            return false;
-    return true;
-}
-
 /* cli_submit_qualify - append @origin to a bare local part */
 char *cli_submit_qualify(const char *addr, const char *origin)
 {
     if (*addr == 0 || strchr(addr, '@') != NULL)
         return xstrdup(addr);
     return xasprintf("%s@%s", addr, origin);
-}
-
-/* cli_rfc2822_date - RFC 5322 date-time with the zone name as a comment */
-void cli_rfc2822_date(buf_t *out, time_t t)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    long off;
-    char zone[16];
-
-    localtime_r(&t, &tm);
-    off = tm.tm_gmtoff / 60;
-    if (strftime(zone, sizeof(zone), "%Z", &tm) == 0)
-        zone[0] = 0;
-    buf_printf(out, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7], tm.tm_mday,
-               months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-               off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
-    if (zone[0])
-        buf_printf(out, " (%s)", zone);
 }
 
 /* cli_phrase - a display name: as is when it is all atoms, else quoted */
@@ -111,7 +69,7 @@ static void cli_submit_headers(const cli_submit_t *s, const cli_msg_t *m, const 
     }
     if (!m->has_date) {
         buf_puts(added, "Date: ");
-        cli_rfc2822_date(added, now);
+        mail_date(added, now);
         buf_puts(added, "\r\n");
     }
     if (!m->has_from) {
@@ -206,7 +164,7 @@ int cli_submit_message(const cli_submit_t *s, const char *content, size_t len,
     cli_msg_t m;
     int ret = 0;
 
-    if (!(*s->sender == 0 || cli_addr_ok(s->sender))) {
+    if (!(*s->sender == 0 || addr_internal_ok(s->sender))) {
         *why_r = "bad sender address syntax";
         return EX_DATAERR;
     }
@@ -219,7 +177,7 @@ int cli_submit_message(const cli_submit_t *s, const char *content, size_t len,
     for (size_t i = 0; i < rcpts->n; i++) {
         char *a = cli_submit_qualify(rcpts->v[i], s->myorigin);
 
-        if (!cli_addr_ok(a)) {
+        if (!addr_internal_ok(a)) {
             snprintf(why_buf, sizeof(why_buf), "%.999s: bad address syntax", rcpts->v[i]);
             free(a);
             cli_addr_list_free(&final);

@@ -18,11 +18,8 @@
  *	EX_TEMPFAIL or EX_CANTCREAT (the queue).
  *	cli_submit_qualify(addr, origin): a new string, addr with
  *	"@origin" appended when it has no domain.
- *	cli_addr_ok(addr): syntax check of an internal-form address (not
- *	empty, no control characters or spaces outside the local part,
- *	non-empty local part and domain when there is an '@', at most
- *	CLI_ADDR_MAX bytes).
- *	cli_rfc2822_date(out, t): "Mon, 2 Oct 2023 12:00:00 +0200 (CEST)".
+ *	Addresses are checked with addr_internal_ok (lib/mail/addr.h) and
+ *	dates written with mail_date (lib/mail/mail_date.h).
  *	cli_phrase(out, name): a display name, quoted when it has specials.
  */
 #include <stdbool.h>
@@ -33,7 +30,6 @@
 #include "cli_hdr.h"
 #include "queue/qid.h"
 
-#define CLI_ADDR_MAX 998
 
 typedef struct cli_submit {
     const char *queue_dir;
@@ -49,8 +45,6 @@ int cli_submit_message(const cli_submit_t *s, const char *content, size_t len,
                        cli_addr_list_t *rcpts, bool extract, char qid_r[QID_BUFSIZE],
                        const char **why_r);
 char *cli_submit_qualify(const char *addr, const char *origin);
-bool cli_addr_ok(const char *addr);
-void cli_rfc2822_date(buf_t *out, time_t t);
 void cli_phrase(buf_t *out, const char *name);
 void cli_submit_wake_pickup(const char *queue_dir);
 

@@ -10,6 +10,8 @@
 #include "cli_hdr.h"
 #include "cli_submit.h"
 #include "test/test.h"
+#include "mail/addr.h"
+#include "mail/mail_date.h"
 #include "util/buf.h"
 
 /* json - cli_fmt_json_quote of s as a new string */
@@ -261,16 +263,16 @@ static void test_msg(void)
 
 static void test_addr_ok(void)
 {
-    TEST_CHECK(cli_addr_ok("user@example.com"));
-    TEST_CHECK(cli_addr_ok("john doe@example.com"));
-    TEST_CHECK(cli_addr_ok("user@[192.0.2.1]"));
-    TEST_CHECK(cli_addr_ok("root"));
-    TEST_CHECK(!cli_addr_ok(""));
-    TEST_CHECK(!cli_addr_ok("@example.com"));
-    TEST_CHECK(!cli_addr_ok("user@"));
-    TEST_CHECK(!cli_addr_ok("user@exa mple.com"));
-    TEST_CHECK(!cli_addr_ok("us\ner@example.com"));
-    TEST_CHECK(!cli_addr_ok("user@a<b"));
+    TEST_CHECK(addr_internal_ok("user@example.com"));
+    TEST_CHECK(addr_internal_ok("john doe@example.com"));
+    TEST_CHECK(addr_internal_ok("user@[192.0.2.1]"));
+    TEST_CHECK(addr_internal_ok("root"));
+    TEST_CHECK(!addr_internal_ok(""));
+    TEST_CHECK(!addr_internal_ok("@example.com"));
+    TEST_CHECK(!addr_internal_ok("user@"));
+    TEST_CHECK(!addr_internal_ok("user@exa mple.com"));
+    TEST_CHECK(!addr_internal_ok("us\ner@example.com"));
+    TEST_CHECK(!addr_internal_ok("user@a<b"));
     char *q = cli_submit_qualify("root", "host.test");
     TEST_STREQ(q, "root@host.test");
     free(q);
@@ -284,7 +286,7 @@ static void test_date_phrase(void)
     buf_t b;
 
     buf_init(&b, BUF_NOLIMIT);
-    cli_rfc2822_date(&b, 1700000000);
+    mail_date(&b, 1700000000);
     TEST_STREQ(buf_cstr(&b), "Tue, 14 Nov 2023 22:13:20 +0000 (UTC)");
     buf_reset(&b);
     cli_phrase(&b, "John Doe");

@@ -31,6 +31,7 @@
 #include "cli_hdr.h"
 #include "cli_showq.h"
 #include "cli_submit.h"
+#include "mail/addr.h"
 #include "cli_util.h"
 #include "sendmail_bs.h"
 #include "util/buf.h"
@@ -201,7 +202,7 @@ static int sendmail_verify(const cli_addr_list_t *rcpts, const char *origin)
     for (size_t i = 0; i < rcpts->n; i++) {
         char *a = cli_submit_qualify(rcpts->v[i], origin);
 
-        if (cli_addr_ok(a)) {
+        if (addr_internal_ok(a)) {
             printf("%s... deliverable: address syntax ok\n", a);
         } else {
             printf("%s... bad address syntax\n", a);

@@ -9,6 +9,7 @@
 
 #include "cli_hdr.h"
 #include "cli_submit.h"
+#include "mail/addr.h"
 #include "sendmail_bs.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
@@ -182,7 +183,7 @@ static void bs_cmd_mail(bs_session_t *bs, const char *args)
     }
     q = cli_submit_qualify(sender, bs->s->myorigin);
     free(sender);
-    if (*q && !cli_addr_ok(q)) {
+    if (*q && !addr_internal_ok(q)) {
         free(q);
         bs_error(bs, "501 5.1.7 Bad sender address syntax");
         return;
@@ -213,7 +214,7 @@ static void bs_cmd_rcpt(bs_session_t *bs, const char *args)
     }
     q = cli_submit_qualify(rcpt, bs->s->myorigin);
     free(rcpt);
-    if (!cli_addr_ok(q)) {
+    if (!addr_internal_ok(q)) {
         bs_error(bs, "501 5.1.3 Bad recipient address syntax");
     } else if (*rest && strspn(rest, " ") != strlen(rest)) {
         bs_error(bs, "555 5.5.4 Unsupported option");

@@ -455,3 +455,26 @@ void addr_quote(const char *internal, buf_t *out)
     if (at)
         buf_puts(out, at);
 }
+
+/* addr_internal_ok - a plausible internal-form address (see addr.h) */
+bool addr_internal_ok(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    size_t n = strlen(addr);
+
+    if (n == 0 || n > ADDR_INTERNAL_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        if (*p < 0x20 || *p == 0x7F)
+            return false;
+    if (at == NULL)
+        return strpbrk(addr, " \t<>") == NULL;
+    if (at == addr || at[1] == 0)
+        return false;
+    if (at[1] == '[')
+        return addr[n - 1] == ']' && strchr(at + 2, '[') == NULL;
+    for (const char *d = at + 1; *d; d++)
+        if (strchr(" \t<>()[]\\,;:\"", *d))
+            return false;
+    return true;
+}

@@ -41,6 +41,11 @@
  *	else as a Quoted-string with '"' and '\' escaped.
  *	addr_domain(internal): the domain part (after the last '@'), or
  *	NULL when there is none. Borrowed from the argument.
+ *	addr_internal_ok(addr): a plausible internal-form address from a
+ *	less trusted local source (maildrop files, sendmail arguments):
+ *	non-empty, at most ADDR_INTERNAL_MAX bytes, no control characters,
+ *	and a domain part (if any) without white space or specials. A bare
+ *	local part is fine (it gets $myorigin later).
  *	addr_utf8_valid(s, len): true if s is well-formed UTF-8 (no
  *	overlongs, no surrogates, at most U+10FFFF).
  * ERRORS
@@ -63,6 +68,7 @@
 #define ADDR_LOCAL_MAX 64
 #define ADDR_DOMAIN_MAX 255
 #define ADDR_PATH_MAX 256
+#define ADDR_INTERNAL_MAX 998
 
 #define ADDR_FLAG_NULL_OK      1u
 #define ADDR_FLAG_UTF8         2u
@@ -77,5 +83,6 @@ bool addr_domain_valid(const char *s, size_t len, unsigned flags);
 void addr_quote(const char *internal, buf_t *out);
 const char *addr_domain(const char *internal);
 bool addr_utf8_valid(const char *s, size_t len);
+bool addr_internal_ok(const char *addr);
 
 #endif

@@ -6,29 +6,8 @@
 #include <string.h>
 
 #include "pickup_check.h"
-
-/* pickup_addr_ok - a syntactically acceptable internal-form address */
-bool pickup_addr_ok(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    size_t n = strlen(addr);
-
-    if (n == 0 || n > PICKUP_ADDR_MAX)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
-        if (*p < 0x20 || *p == 0x7F)
-            return false;
-    if (at == NULL)
-        return strpbrk(addr, " \t<>") == NULL;
-    if (at == addr || at[1] == 0)
-        return false;
-    if (at[1] == '[')
-        return addr[n - 1] == ']' && strchr(at + 2, '[') == NULL;
-    for (const char *d = at + 1; *d; d++)
-        if (strchr(" \t<>()[]\\,;:\"", *d))
-            return false;
-    return true;
-}
+#include "mail/addr.h"
+#include "mail/mail_date.h"
 
 /* pickup_printable - no control characters, at most max bytes */
 static bool pickup_printable(const char *s, size_t max)
@@ -44,7 +23,7 @@ static bool pickup_printable(const char *s, size_t max)
 /* pickup_check - may this envelope enter the queue? */
 int pickup_check(const qfile_t *qf, uint64_t size_limit, const char **why_r)
 {
-    if (qf->sender == NULL || (*qf->sender && !pickup_addr_ok(qf->sender))) {
+    if (qf->sender == NULL || (*qf->sender && !addr_internal_ok(qf->sender))) {
         *why_r = "bad sender address syntax";
         return -1;
     }
@@ -53,7 +32,7 @@ int pickup_check(const qfile_t *qf, uint64_t size_limit, const char **why_r)
         return -1;
     }
     for (size_t i = 0; i < qf->nrcpts; i++) {
-        if (qf->rcpts[i].addr == NULL || !pickup_addr_ok(qf->rcpts[i].addr)) {
+        if (qf->rcpts[i].addr == NULL || !addr_internal_ok(qf->rcpts[i].addr)) {
             *why_r = "bad recipient address syntax";
             return -1;
         }
@@ -75,33 +54,12 @@ const char *pickup_full_name(const char *s)
     return s && *s && pickup_printable(s, PICKUP_NAME_MAX) ? s : NULL;
 }
 
-/* pickup_date - RFC 5322 date-time with the zone name as a comment */
-void pickup_date(buf_t *out, time_t t)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    long off;
-    char zone[16];
-
-    localtime_r(&t, &tm);
-    off = tm.tm_gmtoff / 60;
-    if (strftime(zone, sizeof(zone), "%Z", &tm) == 0)
-        zone[0] = 0;
-    buf_printf(out, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7], tm.tm_mday,
-               months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-               off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
-    if (zone[0])
-        buf_printf(out, " (%s)", zone);
-}
-
 /* pickup_received - the Received: header pickup prepends */
 void pickup_received(buf_t *out, const char *host, uid_t uid, const char *qid, time_t t)
 {
     buf_printf(out, "Received: by %s (Stork, from userid %lu)\r\n\tid %s; ", host,
                (unsigned long)uid, qid);
-    pickup_date(out, t);
+    mail_date(out, t);
     buf_puts(out, "\r\n");
 }
 

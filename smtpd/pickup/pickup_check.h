@@ -13,15 +13,12 @@
  *	the sender is empty or a syntactically valid address, there is at
  *	least one recipient and each is valid, each ORCPT is printable,
  *	and content_size <= size_limit (0 = no limit). -1 with why.
- *	pickup_addr_ok(addr): an internal-form address (see the check in
- *	the function) of at most PICKUP_ADDR_MAX bytes, no controls.
+ *	Addresses are checked with addr_internal_ok (lib/mail/addr.h).
  *	pickup_full_name(s): s when it is an acceptable display name
  *	(printable, at most PICKUP_NAME_MAX bytes), else NULL (dropped).
  *	pickup_received(out, host, uid, qid, t): Postfix's pickup
  *	Received: header, CRLF line ends:
  *	  "Received: by HOST (Stork, from userid UID)\r\n\tid QID; DATE\r\n"
- *	pickup_date(out, t): RFC 5322 date-time "Tue, 14 Nov 2023
- *	22:13:20 +0000 (UTC)" in the local time zone.
  *	pickup_crlf(st, in, n, out): copies content, turning a LF that is
  *	not preceded by CR into CRLF (state carries across chunks, so the
  *	content can be copied in pieces); pickup_crlf_init(st) first.
@@ -44,9 +41,7 @@ typedef struct pickup_crlf {
 } pickup_crlf_t;
 
 int pickup_check(const qfile_t *qf, uint64_t size_limit, const char **why_r);
-bool pickup_addr_ok(const char *addr);
 const char *pickup_full_name(const char *s);
-void pickup_date(buf_t *out, time_t t);
 void pickup_received(buf_t *out, const char *host, uid_t uid, const char *qid, time_t t);
 void pickup_crlf_init(pickup_crlf_t *st);
 void pickup_crlf(pickup_crlf_t *st, const char *in, size_t n, buf_t *out);
