@@ -29,6 +29,9 @@
  *	relative to queue_directory: incoming/, private/verify,
  *	public/qmgr.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include "smtpd.h"
@@ -86,6 +89,12 @@ static void smtpd_post_init(service_t *svc)
 /* smtpd_accept - a new client connection */
 static void smtpd_accept(service_t *svc, int fd)
 {
+    int on = 1;
+
+    /* Replies are batched into one write per turn (see smtpd_session.c),
+     * so Nagle's algorithm can only add a delayed-ACK stall. Fails
+     * harmlessly on a UNIX socket. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     smtpd_session_new(&smtpd_server, fd);
 }
 

@@ -6,10 +6,12 @@
  * smtpd_session_process(): command lines go to the command table, DATA
  * and BDAT bytes to the content code. Replies collect in the output
  * buffer and are written when the input buffer has no complete command
- * left, or when the session must wait (verify lookup, group commit,
- * error tarpit): that is RFC 2920 pipelining with "flush before
- * blocking". While a session waits it does not read, so its replies stay
- * in command order.
+ * left, or when the session must wait for the client or a timer (group
+ * commit, error tarpit): that is RFC 2920 pipelining with "flush before
+ * blocking". A verify lookup is not a wait for the client: the replies
+ * are held until it answers, so MAIL, RCPT and DATA replies to one
+ * pipelined batch leave in one packet. While a session waits it does
+ * not read, so its replies stay in command order.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -286,7 +288,7 @@ static void smtpd_session_watch(smtpd_session_t *s)
         && s->out.len <= SMTPD_OUT_HIGH;
     if (s->reading)
         mask |= EVENT_READ;
-    if (s->out.len > 0)
+    if (s->out.len > 0 && !s->wait_verify)     /* held replies: see above */
         mask |= EVENT_WRITE;
     if (mask != s->watch) {
         event_fd_mod(s->srv->loop, s->fd, mask);
@@ -347,7 +349,8 @@ void smtpd_session_resume(smtpd_session_t *s)
 {
     if (!s->dead)
         smtpd_session_process(s);
-    smtpd_session_flush(s);
+    if (!s->wait_verify || s->dead)
+        smtpd_session_flush(s);
     if (s->dead || (s->quit && s->out.len == 0) || (s->eof && !smtpd_session_waiting(s))) {
         smtpd_session_free(s);
         return;
