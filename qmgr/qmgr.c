@@ -87,8 +87,10 @@ static void qmgr_post_init(service_t *svc)
     qmgr.run_delay = conf_int(conf, "queue_run_delay");
     qmgr.ipc_timeout = conf_int(conf, "ipc_timeout");
     qmgr.active_limit = (int)conf_int(conf, "qmgr_message_active_limit");
+    qmgr.delay_warning = conf_int(conf, "delay_warning_time");
     if ((qmgr.resolve = resolve_new(conf, &why)) == NULL)
         msg_fatal("cannot set up address resolution: %s", why);
+    qmgr.route = qmgr_route_new(conf);
     qmgr_transport_init();
     bool clean = qmgr_index_open();
     atexit(qmgr_exit);
@@ -101,6 +103,7 @@ static void qmgr_post_init(service_t *svc)
 static void qmgr_wakeup(service_t *svc)
 {
     qmgr_scan_incoming();
+    qmgr_dest_sweep();
     qmgr_message_pump();
     qmgr_sched_arm();
 }

@@ -207,6 +207,7 @@ void qmgr_control(ipc_conn_t *conn, ipc_msg_t *m, bool privileged)
             qmgr_message_pump();
             qmgr_sched_arm();
         } else {
+            (void)qmgr_dest_revive(NULL);   /* as postqueue -f: forget dead sites */
             count = qmgr_sched_flush_site(NULL);
         }
         snprintf(text, sizeof(text), "%zu message%s scheduled", count, count == 1 ? "" : "s");
@@ -217,6 +218,7 @@ void qmgr_control(ipc_conn_t *conn, ipc_msg_t *m, bool privileged)
     if (strcmp(op, "flush_site") == 0) {
         if (site == NULL || *site == 0)
             { qmgr_reply(conn, m->req_id, 1, 0, "flush_site needs a site"); return; }
+        (void)qmgr_dest_revive(site);
         count = qmgr_sched_flush_site(site);
         snprintf(text, sizeof(text), "%zu message%s scheduled", count, count == 1 ? "" : "s");
         { qmgr_reply(conn, m->req_id, 0, count, text); return; }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qmgr.h"
@@ -82,6 +83,8 @@ static void qmgr_message_free(qmgr_msg_t *msg)
     for (size_t i = 0; i < msg->qf.nrcpts; i++) {
         free(msg->rs[i].dsn);
         free(msg->rs[i].text);
+        free(msg->rs[i].action);
+        free(msg->rs[i].relay);
     }
     free(msg->rs);
     qfile_free(&msg->qf);
@@ -152,6 +155,8 @@ int qmgr_message_activate(const char *qid, const char *from)
         return -1;
     }
     msg->rs = xcalloc(msg->qf.nrcpts, sizeof(*msg->rs));
+    struct stat st;
+    msg->delay_warned = fstat(fd, &st) == 0 && (st.st_mode & S_IXUSR);
     msg->next = qmgr.active;
     if (qmgr.active)
         qmgr.active->prev = msg;
@@ -203,52 +208,123 @@ static void qmgr_mark_done(qmgr_msg_t *msg, size_t i)
     msg->qf.rcpts[i].status = QFILE_RCPT_DONE;
 }
 
-/* qmgr_wants_failure_dsn - RFC 3461: NOTIFY absent means FAILURE,DELAY */
+/* RFC 3461: NOTIFY absent means FAILURE,DELAY; NEVER means nothing */
 static bool qmgr_wants_failure_dsn(unsigned notify)
 {
     return notify == 0 || (notify & QFILE_NOTIFY_FAILURE);
 }
 
-/* qmgr_message_bounces - return failed recipients to the sender; the
- * report is durable before the recipients are marked done */
-static void qmgr_message_bounces(qmgr_msg_t *msg)
+static bool qmgr_wants_delay_dsn(unsigned notify)
 {
-    size_t *idx = xcalloc(msg->qf.nrcpts, sizeof(size_t)), n = 0, nfail = 0;
-    char bqid[QID_BUFSIZE];
+    return notify == 0 || (notify & QFILE_NOTIFY_DELAY);
+}
 
-    if (msg->expired) {
-        for (size_t i = 0; i < msg->qf.nrcpts; i++)
-            if (msg->rs[i].result == QR_DEFER && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING) {
-                msg->rs[i].result = QR_BOUNCE;
-                nfail++;
-            }
-        if (nfail)
-            msg_info("%s: from=<%s>, status=expired, returned to sender", msg->qid,
-                     msg->qf.sender);
-    }
-    for (size_t i = 0; i < msg->qf.nrcpts; i++)
-        if (msg->rs[i].result == QR_BOUNCE && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING
-            && qmgr_wants_failure_dsn(msg->qf.rcpts[i].notify))
-            idx[n++] = i;
-    if (n > 0 && msg->qf.sender[0] == 0) {
-        msg_info("%s: sender is the null sender: non-delivery notification discarded",
-                 msg->qid);
-        n = 0;
-    } else if (n > 0) {
-        if (qmgr_bounce(msg, idx, n, bqid) < 0) {
-            /* keep them pending: the report is retried with the message */
-            for (size_t k = 0; k < n; k++)
-                msg->rs[idx[k]].result = QR_DEFER;
-            free(idx);
-            return;
-        }
-        msg_info("%s: sender non-delivery notification: %s", msg->qid, bqid);
-        qmgr_message_incoming(bqid);
-    }
-    for (size_t i = 0; i < msg->qf.nrcpts; i++)
-        if (msg->rs[i].result == QR_BOUNCE && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING)
+/* Recipients per bounce request: keeps a BOUNCE_REQ well inside one IPC
+ * frame (addresses and diagnostics are capped far below 2 KiB). A huge
+ * failure list becomes several reports. */
+#define QMGR_BOUNCE_BATCH 200
+
+typedef enum { QMGR_N_FAILED, QMGR_N_DELAYED, QMGR_N_SUCCESS } qmgr_notice_t;
+
+typedef struct qmgr_notice_req {
+    qmgr_notice_t kind;
+    size_t *idx;
+    size_t n;
+} qmgr_notice_req_t;
+
+static void qmgr_message_settle(qmgr_msg_t *msg);
+
+/* qmgr_notice_done - the bounce service answered one request */
+static void qmgr_notice_done(qmgr_msg_t *msg, void *ctx, int status, const char *bqid)
+{
+    qmgr_notice_req_t *q = ctx;
+
+    for (size_t k = 0; k < q->n; k++) {
+        size_t i = q->idx[k];
+        if (q->kind != QMGR_N_FAILED || msg->qf.rcpts[i].status != QFILE_RCPT_PENDING)
+            continue;
+        if (status == 0)
             qmgr_mark_done(msg, i);
-    free(idx);
+        else
+            msg->rs[i].result = QR_DEFER;   /* the report is retried with the message */
+    }
+    if (q->kind == QMGR_N_DELAYED && status == 0) {
+        /* remembered on the file itself (owner-execute bit): survives
+         * an index rebuild and every rename */
+        struct stat st;
+        if (fstat(msg->fd, &st) < 0 || fchmod(msg->fd, (st.st_mode & 07777) | S_IXUSR) < 0)
+            msg_warn("%s: cannot record the delay warning: %m", msg->qid);
+        msg->delay_warned = true;
+    }
+    if (q->kind == QMGR_N_SUCCESS && status < 0)
+        msg_warn("%s: delivery status notification not sent", msg->qid);
+    free(q->idx);
+    free(q);
+    if (bqid)
+        qmgr_message_incoming(bqid);
+    if (--msg->bounces_out == 0)
+        qmgr_message_settle(msg);
+}
+
+/* qmgr_notice_send - requests for idx[0..n), in batches */
+static void qmgr_notice_send(qmgr_msg_t *msg, qmgr_notice_t kind, const size_t *idx, size_t n)
+{
+    static const char *const names[] = { "failed", "delayed", "success" };
+
+    for (size_t off = 0; off < n; off += QMGR_BOUNCE_BATCH) {
+        qmgr_notice_req_t *q = xcalloc(1, sizeof(*q));
+        q->kind = kind;
+        q->n = n - off < QMGR_BOUNCE_BATCH ? n - off : QMGR_BOUNCE_BATCH;
+        q->idx = xcalloc(q->n, sizeof(size_t));
+        memcpy(q->idx, idx + off, q->n * sizeof(size_t));
+        msg->bounces_out++;
+        qmgr_bounce_request(msg, names[kind], q->idx, q->n, qmgr_notice_done, q);
+    }
+}
+
+/* qmgr_message_notices - the round's DSNs: failures (and expiry) to the
+ * sender (a failure without a wanted report is just done), success
+ * notices owed, and one delay warning after delay_warning_time */
+static void qmgr_message_notices(qmgr_msg_t *msg)
+{
+    size_t nr = msg->qf.nrcpts;
+    size_t *fail = xcalloc(nr, sizeof(size_t)), *ok = xcalloc(nr, sizeof(size_t));
+    size_t *late = xcalloc(nr, sizeof(size_t)), nf = 0, nok = 0, nlate = 0, nexp = 0;
+
+    for (size_t i = 0; i < nr; i++) {
+        qmgr_rstate_t *rs = &msg->rs[i];
+        unsigned notify = msg->qf.rcpts[i].notify;
+        if (msg->expired && rs->result == QR_DEFER
+            && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING) {
+            rs->result = QR_BOUNCE;
+            nexp++;
+        }
+        if (rs->result == QR_DONE && rs->success_dsn)
+            ok[nok++] = i;
+        if (rs->result != QR_BOUNCE || msg->qf.rcpts[i].status != QFILE_RCPT_PENDING)
+            continue;
+        if (qmgr_wants_failure_dsn(notify))
+            fail[nf++] = i;
+        else
+            qmgr_mark_done(msg, i);
+    }
+    if (nexp)
+        msg_info("%s: from=<%s>, status=expired, returned to sender", msg->qid, msg->qf.sender);
+    if (qmgr.delay_warning > 0 && !msg->delay_warned && !msg->expired && msg->qf.sender[0]
+        && qmgr_now() - msg->qf.arrival_sec >= qmgr.delay_warning)
+        for (size_t i = 0; i < nr; i++)
+            if (msg->rs[i].result == QR_DEFER && msg->qf.rcpts[i].status == QFILE_RCPT_PENDING
+                && qmgr_wants_delay_dsn(msg->qf.rcpts[i].notify))
+                late[nlate++] = i;
+    if (nf)
+        qmgr_notice_send(msg, QMGR_N_FAILED, fail, nf);
+    if (nok && msg->qf.sender[0])
+        qmgr_notice_send(msg, QMGR_N_SUCCESS, ok, nok);
+    if (nlate)
+        qmgr_notice_send(msg, QMGR_N_DELAYED, late, nlate);
+    free(fail);
+    free(ok);
+    free(late);
 }
 
 /* qmgr_message_move - rename active/QID to another queue */
@@ -264,16 +340,23 @@ static int qmgr_message_move(qmgr_msg_t *msg, const char *to)
     return rc;
 }
 
-/* qmgr_message_finish - the round is over: bounce, then remove, hold,
- * requeue or defer */
+/* qmgr_message_finish - the round is over: notices first (the bounce
+ * service answers later), then qmgr_message_settle */
 static void qmgr_message_finish(qmgr_msg_t *msg)
+{
+    if (!(msg->ops & QMGR_MSG_DELETE))
+        qmgr_message_notices(msg);
+    if (msg->bounces_out == 0)
+        qmgr_message_settle(msg);
+}
+
+/* qmgr_message_settle - remove, hold, requeue or defer */
+static void qmgr_message_settle(qmgr_msg_t *msg)
 {
     size_t pending = 0;
     char qid[QID_BUFSIZE];
 
     memcpy(qid, msg->qid, QID_BUFSIZE);
-    if (!(msg->ops & QMGR_MSG_DELETE))
-        qmgr_message_bounces(msg);
     for (size_t i = 0; i < msg->qf.nrcpts; i++)
         if (msg->qf.rcpts[i].status == QFILE_RCPT_PENDING)
             pending++;

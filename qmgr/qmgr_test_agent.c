@@ -1,18 +1,30 @@
 /*
  * qmgr_test_agent - test helper for qmgr (not installed). Subcommands:
- *   agent QDIR OUTDIR    a fake local delivery agent on QDIR/private/local:
- *                        a process per connection (as the master would),
- *                        protocol "local". Outcome by local part prefix:
+ *   agent QDIR OUTDIR [SOCK PROTO]  a fake delivery agent on
+ *                        QDIR/private/SOCK (default local, protocol
+ *                        local): a process per connection (as the master
+ *                        would). Outcome by local part prefix:
  *                        ok* delivered, tmp* deferred on the first
  *                        attempt then delivered, fail* failed (5.1.1),
- *                        slow* delivered after 300 ms. Each delivery is
- *                        written to OUTDIR/QID.INDEX.N (the content).
- *   enqueue QDIR SENDER RCPT...   content from stdin → incoming/, prints id
+ *                        slow* delivered after 300 ms, rel* relayed.
+ *                        Each delivery is written to OUTDIR/QID.INDEX.N
+ *                        (the content). With PROTO smtp: a next hop
+ *                        "down*" fails as a site (4.4.1 and DONE with
+ *                        REASON), "slow*" answers after 1 s, failures
+ *                        carry a remote reply and RELAY. Every request
+ *                        appends "SOCK TRANSPORT NEXTHOP FLAGS ENVID RET
+ *                        ADDR,..." to OUTDIR/req.log and "NEXTHOP N"
+ *                        (requests in progress for that next hop) to
+ *                        OUTDIR/par.log.
+ *   enqueue QDIR SENDER RCPT...   content from stdin → incoming/, prints
+ *                        id; RCPT may be "addr|notify|orcpt";
+ *                        QMGR_TEST_ATTRS="name=value;..." adds attributes
  *   notify SOCK QID      QMGR_NEW
  *   list SOCK            QMGR_LIST → one line per entry
  *   control SOCK OP [QID [QUEUE]]  QMGR_CONTROL → "STATUS COUNT TEXT"
  *   read PATH            the envelope: sender, then "status addr" lines
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -28,10 +40,51 @@
 
 #include "ipc/ipc.h"
 #include "queue/qfile.h"
+#include "util/buf.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
-static const char *outdir;
+static const char *outdir, *sockname = "local", *proto = "local";
+
+/* append_line - one whole line to OUTDIR/name (O_APPEND: atomic enough) */
+static void append_line(const char *name, const char *line)
+{
+    char *path = xasprintf("%s/%s", outdir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    free(path);
+    if (fd >= 0) {
+        if (write(fd, line, strlen(line)) < 0)
+            perror("write");
+        close(fd);
+    }
+}
+
+/* busy_enter - mark a request in progress for nexthop; returns the
+ * marker path and logs how many are in progress now */
+static char *busy_enter(const char *nexthop)
+{
+    static int seq;
+    char *dir = xasprintf("%s/busy", outdir);
+    mkdir(dir, 0700);
+    char *path = xasprintf("%s/%s.%d.%d", dir, nexthop, (int)getpid(), ++seq);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0)
+        close(fd);
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t len = strlen(nexthop);
+    while (d && (de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, nexthop, len) == 0 && de->d_name[len] == '.')
+            n++;
+    if (d)
+        closedir(d);
+    char *line = xasprintf("%s %d\n", nexthop, n);
+    append_line("par.log", line);
+    free(line);
+    free(dir);
+    return path;
+}
 
 /* save_content - copy the message content to OUTDIR/QID.INDEX.N */
 static int save_content(const char *qid, const char *qpath, uint64_t off, uint64_t size,
@@ -82,6 +135,8 @@ static int attempts(const char *qid, uint64_t index)
     return n;
 }
 
+static const char *cur_relay;
+
 /* reply_rcpt - one DELIVER_RCPT */
 static void reply_rcpt(int fd, uint64_t index, const char *dsn, const char *action, const char *text)
 {
@@ -91,6 +146,8 @@ static void reply_rcpt(int fd, uint64_t index, const char *dsn, const char *acti
     ipc_put_str(&r, IPC_A_DSN_STATUS, dsn);
     ipc_put_str(&r, IPC_A_ACTION, action);
     ipc_put_str(&r, IPC_A_TEXT, text);
+    if (cur_relay)
+        ipc_put_str(&r, IPC_A_RELAY, cur_relay);
     ipc_send(fd, &r, 10000);
     ipc_msg_free(&r);
 }
@@ -101,23 +158,64 @@ static void agent_conn(int fd)
     ipc_msg_t m;
     const char *why;
 
-    ipc_hello(fd, "local");
+    ipc_hello(fd, proto);
+    bool smtp = strcmp(proto, "local") != 0;
     while (ipc_recv(fd, &m, 600000, &why) == 0) {
         ipc_view_t v = ipc_msg_view(&m), g;
         const char *qid = ipc_get_str(v, IPC_A_QID), *qpath = ipc_get_str(v, IPC_A_QPATH);
-        uint64_t off = 0, size = 0, index;
+        const char *tr = ipc_get_str(v, IPC_A_TRANSPORT), *nh = ipc_get_str(v, IPC_A_NEXTHOP);
+        const char *envid = ipc_get_str(v, IPC_A_ENVID), *ret = ipc_get_str(v, IPC_A_RET);
+        uint64_t off = 0, size = 0, index, flags = 99;
+        char relay[300], text[600];
+        buf_t line;
         ipc_get_u64(v, IPC_A_CONTENT_OFFSET, &off);
         ipc_get_u64(v, IPC_A_CONTENT_SIZE, &size);
+        ipc_get_u64(v, IPC_A_FLAGS, &flags);
+        nh = nh ? nh : "-";
+        buf_init(&line, BUF_NOLIMIT);
+        buf_printf(&line, "%s %s %s %llu %s %s ", sockname, tr ? tr : "-", nh,
+                   (unsigned long long)flags, envid ? envid : "-", ret ? ret : "-");
+        for (size_t it = 0; ipc_next_group(v, IPC_A_RCPT, &it, &g) == 0;)
+            buf_printf(&line, "%s%s", it > 1 && line.data[line.len - 1] != ' ' ? "," : "",
+                       ipc_get_str(g, IPC_A_ADDR));
+        buf_puts(&line, "\n");
+        append_line("req.log", buf_cstr(&line));
+        buf_free(&line);
+        char *busy = busy_enter(nh);
+        snprintf(relay, sizeof(relay), "mx.%s[127.0.0.1]:25", nh);
+        cur_relay = smtp ? relay : NULL;
+        if (smtp && strncmp(nh, "slow", 4) == 0)
+            sleep(1);
+        bool down = smtp && strncmp(nh, "down", 4) == 0;
+        if (down) {
+            struct timespec ts = { 0, 50 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+            cur_relay = NULL;
+        }
         for (size_t it = 0; ipc_next_group(v, IPC_A_RCPT, &it, &g) == 0;) {
             const char *addr = ipc_get_str(g, IPC_A_ADDR);
             ipc_get_u64(g, IPC_A_INDEX, &index);
+            if (down) {
+                snprintf(text, sizeof(text), "connect to %s[127.0.0.1]:25: Connection refused", nh);
+                reply_rcpt(fd, index, "4.4.1", "deferred", text);
+                continue;
+            }
             int tries = attempts(qid, index);
             if (strncmp(addr, "fail", 4) == 0) {
-                reply_rcpt(fd, index, "5.1.1", "failed", "unknown user: \"fail\"");
+                if (smtp) {
+                    snprintf(text, sizeof(text), "host mx.%s[127.0.0.1] said: 550 5.1.1 <%s>: "
+                             "Recipient address rejected: User unknown (in reply to RCPT TO "
+                             "command)", nh, addr);
+                    reply_rcpt(fd, index, "5.1.1", "failed", text);
+                } else {
+                    reply_rcpt(fd, index, "5.1.1", "failed", "unknown user: \"fail\"");
+                }
                 continue;
             }
             if (strncmp(addr, "tmp", 3) == 0 && tries == 0) {
-                reply_rcpt(fd, index, "4.2.0", "deferred", "mailbox temporarily unavailable");
+                reply_rcpt(fd, index, "4.2.0", "deferred", smtp
+                           ? "host mx.remote[127.0.0.1] said: 450 4.2.0 try again later"
+                           : "mailbox temporarily unavailable");
                 continue;
             }
             if (strncmp(addr, "slow", 4) == 0) {
@@ -126,13 +224,22 @@ static void agent_conn(int fd)
             }
             if (save_content(qid, qpath, off, size, index) < 0)
                 reply_rcpt(fd, index, "4.3.0", "deferred", "cannot read the queue file");
+            else if (strncmp(addr, "rel", 3) == 0)
+                reply_rcpt(fd, index, "2.0.0", "relayed", "250 2.0.0 Ok: queued as 1234");
             else
-                reply_rcpt(fd, index, "2.0.0", "delivered", "delivered to maildir");
+                reply_rcpt(fd, index, "2.0.0", "delivered", smtp ? "250 2.0.0 Ok: queued as 1234"
+                           : "delivered to maildir");
         }
-        ipc_msg_free(&m);
+        unlink(busy);
+        free(busy);
         ipc_msg_t d;
         ipc_msg_init(&d, IPC_M_DELIVER_DONE);
         ipc_put_u64(&d, IPC_A_STATUS, 0);
+        if (down) {
+            snprintf(text, sizeof(text), "connect to %s[127.0.0.1]:25: Connection refused", nh);
+            ipc_put_str(&d, IPC_A_REASON, text);
+        }
+        ipc_msg_free(&m);       /* nh points into it */
         ipc_send(fd, &d, 10000);
         ipc_msg_free(&d);
     }
@@ -147,7 +254,7 @@ static int agent_main(const char *qdir, const char *out)
     outdir = out;
     if (chdir(qdir) < 0)
         return 1;
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "private/local");
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "private/%s", sockname);
     unlink(sun.sun_path);
     if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(lfd, 64) < 0)
         return 1;
@@ -182,8 +289,27 @@ static int enqueue_main(const char *qdir, const char *sender, int n, char **rcpt
     const char *arrival = getenv("QMGR_TEST_ARRIVAL");     /* to test expiry */
     qfile_put_arrival(w, arrival ? atoll(arrival) : time(NULL), 0);
     qfile_put_sender(w, sender);
-    for (int i = 0; i < n; i++)
-        qfile_put_rcpt(w, rcpts[i], "", 0);
+    char *attrs = getenv("QMGR_TEST_ATTRS") ? xstrdup(getenv("QMGR_TEST_ATTRS")) : NULL;
+    for (char *save = NULL, *a = attrs ? strtok_r(attrs, ";", &save) : NULL; a;
+         a = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(a, '=');
+        if (eq) {
+            *eq = 0;
+            qfile_put_attr(w, a, eq + 1);
+        }
+    }
+    free(attrs);
+    for (int i = 0; i < n; i++) {
+        char *spec = xstrdup(rcpts[i]), *bar = strchr(spec, '|'), *orcpt = "";
+        unsigned notify = 0;
+        if (bar) {
+            *bar = 0;
+            notify = (unsigned)strtoul(bar + 1, &orcpt, 10);
+            orcpt = *orcpt == '|' ? orcpt + 1 : "";
+        }
+        qfile_put_rcpt(w, spec, orcpt, notify);
+        free(spec);
+    }
     qfile_begin_content(w);
     while ((k = read(0, buf, sizeof(buf))) > 0)
         qfile_write_content(w, buf, (size_t)k);
@@ -251,10 +377,12 @@ static int control_main(const char *sock, const char *op, const char *qid, const
         return 1;
     ipc_msg_init(&m, IPC_M_QMGR_CONTROL);
     ipc_put_str(&m, IPC_A_OP, op);
-    if (qid)
+    if (qid && strcmp(op, "flush_site") != 0)
         ipc_put_str(&m, IPC_A_QID, qid);
     if (queue)
         ipc_put_str(&m, IPC_A_QUEUE, queue);
+    if (strcmp(op, "flush_site") == 0 && qid)
+        ipc_put_str(&m, IPC_A_SITE, qid);       /* control SOCK flush_site SITE */
     ipc_send(fd, &m, 10000);
     ipc_msg_free(&m);
     if (ipc_recv(fd, &m, 10000, &why) < 0) {
@@ -308,8 +436,13 @@ static int read_main(const char *path)
 int main(int argc, char **argv)
 {
     msg_init("qmgr_test_agent", "stork");
-    if (argc >= 4 && strcmp(argv[1], "agent") == 0)
+    if (argc >= 4 && strcmp(argv[1], "agent") == 0) {
+        if (argc >= 6) {
+            sockname = argv[4];
+            proto = argv[5];
+        }
         return agent_main(argv[2], argv[3]);
+    }
     if (argc >= 5 && strcmp(argv[1], "enqueue") == 0)
         return enqueue_main(argv[2], argv[3], argc - 4, argv + 4);
     if (argc == 4 && strcmp(argv[1], "notify") == 0)

@@ -87,7 +87,7 @@
 #include "event/event.h"
 
 #define IPC_PROTO_MAJOR 1
-#define IPC_PROTO_MINOR 0
+#define IPC_PROTO_MINOR 1
 #define IPC_MAX_FRAME (1024 * 1024)
 #define IPC_FLAG_FD 1
 #define IPC_MAX_DEPTH 4
