@@ -15,6 +15,12 @@
  *	smtpd_data.c    DATA and BDAT, the content state machine
  *	smtpd_enqueue.c the queue file, group commit, qmgr notices
  *	smtpd_verify.c  the asynchronous client of the verify service
+ *	                (recipient checks and AUTH credential checks)
+ *	smtpd_tls.c     STARTTLS (RFC 3207), wrapper mode (RFC 8314), the
+ *	                session's transport (plain or TLS reads and writes)
+ *	smtpd_auth.c    AUTH (RFC 4954): PLAIN and LOGIN
+ *	smtpd_sasl.c    pure parsers for AUTH (base64, PLAIN, LOGIN)
+ *	smtpd_restrict.c the RCPT restriction lists (relay policy)
  *	smtpd_cidr.c    mynetworks matching (IPv4/IPv6 CIDR)
  * OWNERSHIP
  *	A session owns everything hanging off it (buffers, transaction,
@@ -31,6 +37,9 @@
 #include "service/service.h"
 #include "smtp/smtp_parse.h"
 #include "smtpd_cidr.h"
+#include "smtpd_restrict.h"
+#include "smtpd_sasl.h"
+#include "tls/tls.h"
 #include "util/buf.h"
 
 /* Settings: every parameter smtpd reads, converted once at start. */
@@ -52,6 +61,19 @@ typedef struct smtpd_settings {
     bool smtputf8;
     bool strict_rfc821;
     smtpd_cidr_t mynetworks;
+    smtpd_restrict_t relay_restrictions;        /* smtpd_relay_restrictions */
+    smtpd_restrict_t recipient_restrictions;    /* smtpd_recipient_restrictions */
+    /* TLS */
+    tls_ctx_t *tls_ctx;                 /* NULL: no TLS at all */
+    tls_level_t tls_level;              /* NONE, MAY or ENCRYPT */
+    bool tls_wrapper;                   /* smtpd_tls_wrappermode */
+    bool tls_auth_only;
+    bool tls_received_header;
+    int tls_loglevel;
+    int64_t starttls_timeout_ms;
+    /* AUTH */
+    bool sasl_enable;
+    bool broken_sasl_clients;
 } smtpd_settings_t;
 
 typedef struct smtpd_session smtpd_session_t;
@@ -72,7 +94,7 @@ typedef struct smtpd_server {
 
 /* Commands counted for the "disconnect from" line, in Postfix's order. */
 typedef enum {
-    SMTPD_C_EHLO, SMTPD_C_HELO, SMTPD_C_MAIL, SMTPD_C_RCPT, SMTPD_C_DATA, SMTPD_C_BDAT,
+    SMTPD_C_EHLO, SMTPD_C_HELO, SMTPD_C_STARTTLS, SMTPD_C_AUTH, SMTPD_C_MAIL, SMTPD_C_RCPT, SMTPD_C_DATA, SMTPD_C_BDAT,
     SMTPD_C_RSET, SMTPD_C_NOOP, SMTPD_C_VRFY, SMTPD_C_HELP, SMTPD_C_QUIT, SMTPD_C_UNKNOWN,
     SMTPD_C_COUNT
 } smtpd_cmd_id_t;
@@ -81,6 +103,7 @@ typedef enum {
     SMTPD_ST_CMD,           /* reading command lines */
     SMTPD_ST_DATA,          /* reading DATA content up to CRLF.CRLF */
     SMTPD_ST_BDAT,          /* reading a BDAT chunk of known size */
+    SMTPD_ST_AUTH,          /* reading SASL responses after a 334 */
 } smtpd_state_t;
 
 /* Content state machine (smtpd_data.c). */
@@ -112,6 +135,26 @@ struct smtpd_session {
     event_timer_t *timer;               /* deadline check */
     event_timer_t *sleep_timer;         /* error tarpit */
     const char *last_cmd;               /* for "timeout after X" */
+    event_timer_t *kick_timer;          /* TLS input already decrypted */
+
+    /* TLS (smtpd_tls.c) */
+    tls_conn_t *tls;                    /* non-NULL from the handshake on */
+    bool tls_active;                    /* handshake done */
+    bool tls_handshaking;
+    bool tls_hs_want_write;             /* the handshake waits for POLLOUT */
+    bool tls_rd_want_write;             /* a TLS read waits for POLLOUT */
+    bool tls_wr_want_read;              /* a TLS write waits for POLLIN */
+    bool starttls_pending;              /* 220 queued: switch once it is out */
+    int64_t tls_deadline_ms;            /* end of the handshake */
+    char *tls_info;                     /* "TLSv1.3 with cipher X (256/256 bits)" */
+
+    /* AUTH (smtpd_auth.c) */
+    char *sasl_username;                /* set once authenticated */
+    const char *sasl_method;
+    smtpd_sasl_mech_t auth_mech;        /* the exchange in progress */
+    char *auth_user;                    /* LOGIN: the name of step 1 */
+    bool wait_auth;                     /* the verify service checks a password */
+    int auth_failures;
 
     /* session */
     char *helo;
@@ -158,12 +201,31 @@ bool smtpd_session_waiting(const smtpd_session_t *s);
 void smtpd_reply(smtpd_session_t *s, int code, const char *dsn, const char *fmt, ...)
     STORK_PRINTF(4, 5);
 void smtpd_session_sleep_after_error(smtpd_session_t *s);
+void smtpd_session_sleep(smtpd_session_t *s, int64_t ms);
+void smtpd_session_rearm(smtpd_session_t *s);
 void smtpd_reject_log(smtpd_session_t *s, const char *cmd, int code, const char *dsn,
                       const char *text, const char *rcpt);
 void smtpd_transaction_reset(smtpd_session_t *s);
 
 /* smtpd_cmd.c */
 void smtpd_cmd_dispatch(smtpd_session_t *s, const char *line, size_t len);
+
+/* smtpd_tls.c */
+void smtpd_tls_init(smtpd_settings_t *set, conf_t *conf);
+int smtpd_cmd_starttls(smtpd_session_t *s, const smtp_cmdline_t *cl);
+void smtpd_tls_begin(smtpd_session_t *s);
+void smtpd_tls_handshake(smtpd_session_t *s);
+int smtpd_io_read(smtpd_session_t *s, void *buf, size_t size, size_t *n_r);
+int smtpd_io_write(smtpd_session_t *s, const void *buf, size_t len, size_t *n_r);
+void smtpd_tls_close(smtpd_session_t *s);
+bool smtpd_tls_required(smtpd_session_t *s);
+
+/* smtpd_auth.c */
+int smtpd_cmd_auth(smtpd_session_t *s, const smtp_cmdline_t *cl);
+void smtpd_auth_input(smtpd_session_t *s, const char *line, size_t len);
+void smtpd_auth_abort(smtpd_session_t *s);
+void smtpd_auth_reset(smtpd_session_t *s);
+bool smtpd_auth_offered(const smtpd_session_t *s);
 
 /* smtpd_helo.c */
 int smtpd_cmd_ehlo(smtpd_session_t *s, const smtp_cmdline_t *cl);
@@ -203,6 +265,8 @@ typedef void smtpd_verify_fn(void *ctx, const smtpd_verify_result_t *res);
 smtpd_verify_t *smtpd_verify_new(event_loop_t *loop, const char *path, int64_t timeout_ms);
 void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_addr,
                         smtpd_verify_fn *fn, void *ctx);
+void smtpd_verify_auth(smtpd_verify_t *v, const char *user, const char *password,
+                       const char *client_addr, smtpd_verify_fn *fn, void *ctx);
 void smtpd_verify_cancel(smtpd_verify_t *v, void *ctx);
 
 #endif

@@ -54,8 +54,9 @@ static int smtpd_cmd_quit(smtpd_session_t *s, const smtp_cmdline_t *cl)
 /* smtpd_cmd_help - HELP */
 static int smtpd_cmd_help(smtpd_session_t *s, const smtp_cmdline_t *cl)
 {
-    smtpd_reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP%s",
-                s->srv->set.vrfy_enabled ? " VRFY" : "");
+    smtpd_reply(s, 214, "2.0.0", "Commands: EHLO HELO%s%s MAIL RCPT DATA BDAT RSET NOOP QUIT HELP%s",
+                s->srv->set.tls_ctx && !s->srv->set.tls_wrapper ? " STARTTLS" : "",
+                s->srv->set.sasl_enable ? " AUTH" : "", s->srv->set.vrfy_enabled ? " VRFY" : "");
     return 0;
 }
 
@@ -87,6 +88,8 @@ static int smtpd_cmd_forbidden(smtpd_session_t *s, const smtp_cmdline_t *cl)
 static const smtpd_cmd_t smtpd_cmds[] = {
     { "EHLO", smtpd_cmd_ehlo, SMTPD_C_EHLO, 0 },
     { "HELO", smtpd_cmd_helo, SMTPD_C_HELO, 0 },
+    { "STARTTLS", smtpd_cmd_starttls, SMTPD_C_STARTTLS, 0 },
+    { "AUTH", smtpd_cmd_auth, SMTPD_C_AUTH, 0 },
     { "MAIL", smtpd_cmd_mail, SMTPD_C_MAIL, SMTPD_CF_UTF8 },
     { "RCPT", smtpd_cmd_rcpt, SMTPD_C_RCPT, SMTPD_CF_UTF8 },
     { "DATA", smtpd_cmd_data, SMTPD_C_DATA, 0 },

@@ -16,6 +16,7 @@
  * qmgr scans when it starts).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -32,14 +33,27 @@
 #define SMTPD_QMGR_RETRY_MS 10000
 #define SMTPD_QMGR_BACKLOG (256 * 1024)   /* queued notices before we drop them */
 
+/* smtpd_enqueue_proto - "ESMTP" plus S for TLS and A for AUTH (RFC 3848),
+ * or with utf8 "UTF8SMTP..." (RFC 6531) */
+static void smtpd_enqueue_proto(const smtpd_session_t *s, bool utf8, char *out, size_t size)
+{
+    if (!s->esmtp) {
+        snprintf(out, size, "SMTP");
+        return;
+    }
+    snprintf(out, size, "%s%s%s", utf8 ? "UTF8SMTP" : "ESMTP",
+             s->tls_active ? "S" : "", s->sasl_username ? "A" : "");
+}
+
 /* smtpd_enqueue_open - create incoming/t.QID with the envelope so far */
 int smtpd_enqueue_open(smtpd_session_t *s, const char **why_r)
 {
     struct timeval tv;
-    const char *proto = s->esmtp ? "ESMTP" : "SMTP";
+    char proto[16];
     qfile_writer_t *w;
     int rc = 0;
 
+    smtpd_enqueue_proto(s, false, proto, sizeof(proto));
     if (qfile_create(".", &w, why_r) < 0)
         return -1;
     gettimeofday(&tv, NULL);
@@ -55,6 +69,10 @@ int smtpd_enqueue_open(smtpd_session_t *s, const char **why_r)
         rc |= qfile_put_attr(w, "ret", s->mail.ret == SMTP_RET_FULL ? "FULL" : "HDRS");
     if (s->mail.smtputf8)
         rc |= qfile_put_attr(w, "smtputf8", "yes");
+    if (s->sasl_username) {
+        rc |= qfile_put_attr(w, "sasl_method", s->sasl_method);
+        rc |= qfile_put_attr(w, "sasl_username", s->sasl_username);
+    }
     /* The smtp client needs the declared body type to pass it on. */
     if (s->mail.body == SMTP_BODY_7BIT || s->mail.body == SMTP_BODY_8BITMIME)
         rc |= qfile_put_attr(w, "body", s->mail.body == SMTP_BODY_7BIT ? "7BIT" : "8BITMIME");
@@ -65,7 +83,11 @@ int smtpd_enqueue_open(smtpd_session_t *s, const char **why_r)
     }
     s->qf = w;
     memcpy(s->qid, qfile_writer_qid(w), QID_BUFSIZE);
-    msg_info("%s: client=%s", s->qid, s->client_desc);
+    if (s->sasl_username)
+        msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->qid, s->client_desc,
+                 s->sasl_method, s->sasl_username);
+    else
+        msg_info("%s: client=%s", s->qid, s->client_desc);
     return 0;
 }
 
@@ -84,20 +106,26 @@ int smtpd_enqueue_begin_content(smtpd_session_t *s)
 {
     const smtpd_settings_t *set = &s->srv->set;
     buf_t hdr;
-    const char *with = s->mail.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+    char with[16];
     int rc;
 
     if (s->qf == NULL || qfile_begin_content(s->qf) < 0)
         return -1;
+    smtpd_enqueue_proto(s, s->mail.smtputf8, with, sizeof(with));
     buf_init(&hdr, BUF_NOLIMIT);
     /* Postfix's shape, so log and header tools read it:
      * Received: from HELO (NAME [ADDR])
-     *	by MYHOSTNAME (Stork) with ESMTP id QID
+     *	(using TLSv1.3 with cipher X (256/256 bits))      (TLS only)
+     *	(No client certificate requested)
+     *	by MYHOSTNAME (Stork) with ESMTPSA id QID
      *	for <RCPT>; DATE                  (one recipient only) */
-    buf_printf(&hdr, "Received: from %s (%s [%s%s])\r\n\tby %s (Stork) with %s id %s",
+    buf_printf(&hdr, "Received: from %s (%s [%s%s])\r\n",
                s->helo ? s->helo : "unknown", s->client_name,
-               strchr(s->client_addr, ':') ? "IPv6:" : "", s->client_addr,
-               set->myhostname, with, s->qid);
+               strchr(s->client_addr, ':') ? "IPv6:" : "", s->client_addr);
+    if (s->tls_active && s->tls_info && set->tls_received_header)
+        buf_printf(&hdr, "\t(using %s)\r\n\t(No client certificate requested)\r\n",
+                   s->tls_info);
+    buf_printf(&hdr, "\tby %s (Stork) with %s id %s", set->myhostname, with, s->qid);
     if (s->nrcpts == 1) {
         buf_puts(&hdr, "\r\n\tfor <");
         addr_quote(s->rcpts[0], &hdr);

@@ -51,6 +51,15 @@ int smtpd_cmd_ehlo(smtpd_session_t *s, const smtp_cmdline_t *cl)
     if (set->smtputf8)
         lines[n++] = "SMTPUTF8";
     lines[n++] = "CHUNKING";
+    /* STARTTLS only while still in plaintext; AUTH only where it may be
+     * used (smtpd_tls_auth_only: after TLS). */
+    if (set->tls_ctx && !s->tls)
+        lines[n++] = "STARTTLS";
+    if (smtpd_auth_offered(s)) {
+        lines[n++] = "AUTH PLAIN LOGIN";
+        if (set->broken_sasl_clients)
+            lines[n++] = "AUTH=PLAIN LOGIN";
+    }
     if (smtp_reply_lines(&s->out, 250, NULL, lines, n) < 0)
         s->dead = true;
     return 0;

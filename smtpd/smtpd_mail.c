@@ -20,6 +20,8 @@ int smtpd_cmd_mail(smtpd_session_t *s, const smtp_cmdline_t *cl)
         smtpd_reply(s, 503, "5.5.1", "Error: nested MAIL command");
         return -1;
     }
+    if (smtpd_tls_required(s))
+        return -1;
     if (set->smtputf8 && s->esmtp)
         flags |= SMTP_PARSE_UTF8;
     if (set->strict_rfc821)

@@ -1,10 +1,11 @@
 /*
  * smtpd_rcpt.c - RCPT TO: syntax, the recipient limit, classification
  * through the verify service (one place decides local/virtual/remote
- * and known/unknown: lib/mail/resolve), then the relay policy: remote
- * recipients only for clients in $mynetworks (or, later, authenticated
- * ones). Unknown local and virtual users are rejected here (550 5.1.1),
- * never bounced later.
+ * and known/unknown: lib/mail/resolve), then the restriction lists
+ * (smtpd_relay_restrictions, then smtpd_recipient_restrictions; by
+ * default remote recipients only for clients in $mynetworks and
+ * authenticated ones). Unknown local and virtual users are rejected
+ * here (550 5.1.1), never bounced later.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,27 @@ static void smtpd_rcpt_text(smtpd_session_t *s, buf_t *text, const char *vtext, 
     smtp_reply_sanitize(text, vtext ? vtext : dflt, strlen(vtext ? vtext : dflt));
 }
 
+/* smtpd_rcpt_policy - the restriction lists; false when rejected */
+static bool smtpd_rcpt_policy(smtpd_session_t *s, bool remote)
+{
+    const smtpd_settings_t *set = &s->srv->set;
+    smtpd_restrict_facts_t facts = { s->client_trusted, s->sasl_username != NULL, remote };
+    smtpd_verdict_t v = smtpd_restrict_eval(&set->relay_restrictions, &facts);
+    buf_t text;
+
+    /* OK ends only its own list, as in Postfix. */
+    if (v != SMTPD_VERDICT_RELAY && v != SMTPD_VERDICT_REJECT)
+        v = smtpd_restrict_eval(&set->recipient_restrictions, &facts);
+    if (v != SMTPD_VERDICT_RELAY && v != SMTPD_VERDICT_REJECT)
+        return true;
+    buf_init(&text, BUF_NOLIMIT);
+    smtpd_rcpt_text(s, &text, NULL, v == SMTPD_VERDICT_RELAY ? "Relay access denied"
+                    : "Recipient address rejected: Access denied");
+    smtpd_rcpt_reject(s, 554, "5.7.1", buf_cstr(&text));
+    buf_free(&text);
+    return false;
+}
+
 /* smtpd_rcpt_verified - the verify service answered (or failed) */
 static void smtpd_rcpt_verified(void *ctx, const smtpd_verify_result_t *res)
 {
@@ -71,14 +93,13 @@ static void smtpd_rcpt_verified(void *ctx, const smtpd_verify_result_t *res)
 
     buf_init(&text, BUF_NOLIMIT);
     if (strcmp(res->cls, "local") == 0 || strcmp(res->cls, "virtual") == 0) {
-        smtpd_rcpt_accept(s);
-    } else if (strcmp(res->cls, "remote") == 0) {
-        if (s->client_trusted) {
+        if (smtpd_rcpt_policy(s, false))
             smtpd_rcpt_accept(s);
-        } else {
-            smtpd_rcpt_text(s, &text, NULL, "Relay access denied");
-            smtpd_rcpt_reject(s, 554, "5.7.1", buf_cstr(&text));
-        }
+    } else if (strcmp(res->cls, "remote") == 0) {
+        if (smtpd_rcpt_policy(s, true))
+            smtpd_rcpt_accept(s);
+    } else if (strcmp(res->cls, "unknown") == 0 && !smtpd_rcpt_policy(s, false)) {
+        /* refused by policy before the user table is consulted */
     } else if (strcmp(res->cls, "unknown") == 0) {
         const char *dsn = res->dsn && smtp_dsn_valid(res->dsn) && res->dsn[0] == '5'
             ? res->dsn : "5.1.1";

@@ -12,6 +12,10 @@
  * are held until it answers, so MAIL, RCPT and DATA replies to one
  * pipelined batch leave in one packet. While a session waits it does
  * not read, so its replies stay in command order.
+ * Reads and writes go through smtpd_io_read/smtpd_io_write
+ * (smtpd_tls.c), which are plain socket calls or lib/tls once STARTTLS
+ * (or wrapper mode) switched the transport; while the handshake runs,
+ * readiness events drive it instead of the input loop.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "smtp/smtp_reply.h"
@@ -30,9 +35,10 @@
 #define SMTPD_OUT_HIGH (256 * 1024)     /* stop reading commands above this */
 #define SMTPD_OUT_LIMIT (1024 * 1024)   /* a session that exceeds it is dropped */
 #define SMTPD_HDR_LINE_MAX 4096
+#define SMTPD_AUTH_LINE_MAX 12288       /* RFC 4954 4: AUTH lines may be this long */
 
 static const char *const smtpd_cmd_names[SMTPD_C_COUNT] = {
-    "ehlo", "helo", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "help", "quit",
+    "ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop", "vrfy", "help", "quit",
     "unknown",
 };
 
@@ -86,11 +92,6 @@ void smtpd_session_new(smtpd_server_t *srv, int fd)
     s->last_cmd = "CONNECT";
     srv->nsessions++;
     msg_info("connect from %s", s->client_desc);
-    /* An early talker sends before seeing the greeting (RFC 5321 4.3.1
-     * says it must wait). Logged as Postfix does; not rejected. */
-    if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
-        msg_info("improper command pipelining after CONNECT from %s", s->client_desc);
-    smtpd_reply(s, 220, NULL, "%s", srv->set.banner);
     if (event_fd_add(srv->loop, fd, EVENT_READ, smtpd_session_io, s) < 0) {
         msg_warn("cannot watch the connection from %s: %m", s->client_desc);
         s->dead = true;
@@ -98,6 +99,17 @@ void smtpd_session_new(smtpd_server_t *srv, int fd)
     s->watch = EVENT_READ;
     s->reading = true;
     s->timer = event_timer_add(srv->loop, srv->set.timeout_ms, smtpd_session_timer, s);
+    if (srv->set.tls_wrapper) {
+        /* RFC 8314: TLS first; the greeting follows the handshake. */
+        if (!s->dead)
+            smtpd_tls_begin(s);
+    } else {
+        /* An early talker sends before seeing the greeting (RFC 5321
+         * 4.3.1 says it must wait). Logged as Postfix does; not rejected. */
+        if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+            msg_info("improper command pipelining after CONNECT from %s", s->client_desc);
+        smtpd_reply(s, 220, NULL, "%s", srv->set.banner);
+    }
     smtpd_session_resume(s);
 }
 
@@ -172,14 +184,32 @@ static void smtpd_sleep_done(event_loop_t *loop, void *ctx)
     smtpd_session_wake(s);
 }
 
+/* smtpd_session_sleep - pause ms before reading the next command */
+void smtpd_session_sleep(smtpd_session_t *s, int64_t ms)
+{
+    if (s->sleep_timer || s->dead)
+        return;
+    s->sleep_timer = event_timer_add(s->srv->loop, ms, smtpd_sleep_done, s);
+}
+
 /* smtpd_session_sleep_after_error - Postfix's smtpd_error_sleep_time:
  * past the soft error limit, pause before reading the next command */
 void smtpd_session_sleep_after_error(smtpd_session_t *s)
 {
-    if (s->sleep_timer || s->dead)
-        return;
-    s->sleep_timer = event_timer_add(s->srv->loop, s->srv->set.error_sleep_ms,
-                                     smtpd_sleep_done, s);
+    smtpd_session_sleep(s, s->srv->set.error_sleep_ms);
+}
+
+/* smtpd_line_limit - line_length_limit, or RFC 4954's 12288 for AUTH
+ * and SASL response lines (the input buffer holds line_limit + 64 KiB) */
+static size_t smtpd_line_limit(const smtpd_session_t *s)
+{
+    size_t limit = s->srv->set.line_limit;
+
+    if (limit < SMTPD_AUTH_LINE_MAX && s->srv->set.sasl_enable
+        && (s->state == SMTPD_ST_AUTH
+            || (s->in.len >= 5 && strncasecmp(s->in.data, "AUTH ", 5) == 0)))
+        return SMTPD_AUTH_LINE_MAX;
+    return limit;
 }
 
 /* smtpd_session_process - handle buffered input in order until blocked */
@@ -188,8 +218,10 @@ static void smtpd_session_process(smtpd_session_t *s)
     const smtpd_settings_t *set = &s->srv->set;
 
     s->in_process = true;
-    while (!s->dead && !s->quit && !smtpd_session_waiting(s)
-           && s->out.len <= SMTPD_OUT_HIGH) {
+    /* STARTTLS stops the loop: what follows it in the buffer is
+     * discarded, never executed (smtpd_tls.c). */
+    while (!s->dead && !s->quit && !smtpd_session_waiting(s) && !s->starttls_pending
+           && !s->tls_handshaking && s->out.len <= SMTPD_OUT_HIGH) {
         if (s->state == SMTPD_ST_BDAT) {
             size_t n;
             if (s->bdat_remaining == 0) {
@@ -235,7 +267,8 @@ static void smtpd_session_process(smtpd_session_t *s)
                 continue;
             }
             if (nl == NULL) {
-                if (s->in.len > set->line_limit) {
+                if (s->in.len > smtpd_line_limit(s)) {
+                    smtpd_auth_abort(s);
                     smtpd_reply(s, 500, "5.5.2", "Error: line too long");
                     buf_reset(&s->in);
                     s->skip_line = true;
@@ -246,10 +279,14 @@ static void smtpd_session_process(smtpd_session_t *s)
             len = (size_t)(nl - s->in.data);
             if (len > 0 && s->in.data[len - 1] == '\r')
                 len--;
-            if (len > set->line_limit)
+            if (len > smtpd_line_limit(s)) {
+                smtpd_auth_abort(s);
                 smtpd_reply(s, 500, "5.5.2", "Error: line too long");
-            else
+            } else if (s->state == SMTPD_ST_AUTH) {
+                smtpd_auth_input(s, s->in.data, len);
+            } else {
                 smtpd_cmd_dispatch(s, s->in.data, len);
+            }
             buf_consume(&s->in, (size_t)(nl - s->in.data) + 1);
         }
     }
@@ -259,15 +296,17 @@ static void smtpd_session_process(smtpd_session_t *s)
 /* smtpd_session_flush - write what the socket takes */
 static void smtpd_session_flush(smtpd_session_t *s)
 {
+    if (s->tls_handshaking)
+        return;
     while (s->out.len > 0) {
-        ssize_t n = write(s->fd, s->out.data, s->out.len);
-        if (n > 0) {
-            buf_consume(&s->out, (size_t)n);
+        size_t n;
+        int r = smtpd_io_write(s, s->out.data, s->out.len, &n);
+
+        if (r > 0 && n > 0) {
+            buf_consume(&s->out, n);
             s->activity_ms = event_now_ms(s->srv->loop);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
         } else {
-            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (r < 0) {
                 if (!s->quit)
                     msg_info("lost connection after %s from %s", s->last_cmd, s->client_desc);
                 s->eof = true;
@@ -279,17 +318,42 @@ static void smtpd_session_flush(smtpd_session_t *s)
     }
 }
 
+static void smtpd_session_fill(smtpd_session_t *s);
+
+/* smtpd_session_kick - read what TLS already decrypted (epoll cannot
+ * report it: the bytes left the socket) */
+static void smtpd_session_kick(event_loop_t *loop, void *ctx)
+{
+    smtpd_session_t *s = ctx;
+
+    s->kick_timer = NULL;
+    if (s->reading)
+        smtpd_session_fill(s);
+    smtpd_session_resume(s);
+}
+
 /* smtpd_session_watch - read only when we can use the input */
 static void smtpd_session_watch(smtpd_session_t *s)
 {
     unsigned mask = 0;
 
+    if (s->tls_handshaking) {
+        s->reading = false;
+        mask = s->tls_hs_want_write ? EVENT_WRITE : EVENT_READ;
+        if (mask != s->watch) {
+            event_fd_mod(s->srv->loop, s->fd, mask);
+            s->watch = mask;
+        }
+        return;
+    }
     s->reading = !s->eof && !s->quit && !smtpd_session_waiting(s) && s->in.len < s->in.limit
-        && s->out.len <= SMTPD_OUT_HIGH;
+        && s->out.len <= SMTPD_OUT_HIGH && !s->starttls_pending;
     if (s->reading)
-        mask |= EVENT_READ;
+        mask |= s->tls_rd_want_write ? EVENT_WRITE : EVENT_READ;
     if (s->out.len > 0 && !s->wait_verify)     /* held replies: see above */
-        mask |= EVENT_WRITE;
+        mask |= s->tls_wr_want_read ? EVENT_READ : EVENT_WRITE;
+    if (s->reading && s->tls && tls_pending(s->tls) > 0 && s->kick_timer == NULL)
+        s->kick_timer = event_timer_add(s->srv->loop, 0, smtpd_session_kick, s);
     if (mask != s->watch) {
         event_fd_mod(s->srv->loop, s->fd, mask);
         s->watch = mask;
@@ -326,9 +390,12 @@ static void smtpd_session_free(smtpd_session_t *s)
     smtpd_verify_cancel(srv->verify, s);
     event_timer_cancel(srv->loop, &s->timer);
     event_timer_cancel(srv->loop, &s->sleep_timer);
+    event_timer_cancel(srv->loop, &s->kick_timer);
     event_fd_del(srv->loop, s->fd);
+    smtpd_tls_close(s);
     close(s->fd);
     smtpd_transaction_reset(s);
+    smtpd_auth_reset(s);
     smtp_mail_free(&s->mail);
     smtp_rcpt_free(&s->rcpt);
     buf_free(&s->in);
@@ -351,6 +418,10 @@ void smtpd_session_resume(smtpd_session_t *s)
         smtpd_session_process(s);
     if (!s->wait_verify || s->dead)
         smtpd_session_flush(s);
+    /* The 220 to STARTTLS is out: switch the transport now, before
+     * anything more is read. */
+    if (s->starttls_pending && s->out.len == 0 && !s->dead)
+        smtpd_tls_begin(s);
     if (s->dead || (s->quit && s->out.len == 0) || (s->eof && !smtpd_session_waiting(s))) {
         smtpd_session_free(s);
         return;
@@ -364,7 +435,7 @@ void smtpd_session_resume(smtpd_session_t *s)
  * still being verified). */
 bool smtpd_session_waiting(const smtpd_session_t *s)
 {
-    return s->wait_verify || s->parked || s->sleep_timer != NULL;
+    return s->wait_verify || s->wait_auth || s->parked || s->sleep_timer != NULL;
 }
 
 /* smtpd_session_wake - an asynchronous step finished: go on if nothing
@@ -375,27 +446,42 @@ void smtpd_session_wake(smtpd_session_t *s)
         smtpd_session_resume(s);
 }
 
+/* smtpd_session_fill - read what the transport has, up to the buffer
+ * limit (over TLS, also the rest of a record OpenSSL already holds) */
+static void smtpd_session_fill(smtpd_session_t *s)
+{
+    static char chunk[SMTPD_READ_CHUNK];
+
+    do {
+        size_t room = s->in.limit - s->in.len, n;
+        int r;
+
+        if (room == 0)
+            break;
+        if (room > sizeof(chunk))
+            room = sizeof(chunk);
+        r = smtpd_io_read(s, chunk, room, &n);
+        if (r > 0 && n > 0) {
+            buf_append(&s->in, chunk, n);
+            s->activity_ms = event_now_ms(s->srv->loop);
+        } else {
+            if (r < 0 || (r > 0 && n == 0))
+                s->eof = true;
+            break;
+        }
+    } while (s->tls && tls_pending(s->tls) > 0);
+}
+
 /* smtpd_session_io - socket readiness */
 static void smtpd_session_io(event_loop_t *loop, int fd, unsigned mask, void *ctx)
 {
-    static char chunk[SMTPD_READ_CHUNK];
     smtpd_session_t *s = ctx;
 
-    if ((mask & (EVENT_READ | EVENT_ERROR)) && s->reading) {
-        size_t room = s->in.limit - s->in.len;
-        ssize_t n;
-
-        if (room > sizeof(chunk))
-            room = sizeof(chunk);
-        n = read(fd, chunk, room);
-        if (n > 0) {
-            buf_append(&s->in, chunk, (size_t)n);
-            s->activity_ms = event_now_ms(loop);
-        } else if (n == 0) {
-            s->eof = true;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            s->eof = true;
-        }
+    if (s->tls_handshaking) {
+        smtpd_tls_handshake(s);
+    } else if (s->reading && ((mask & (EVENT_READ | EVENT_ERROR))
+                              || (s->tls_rd_want_write && (mask & EVENT_WRITE)))) {
+        smtpd_session_fill(s);
     } else if ((mask & EVENT_ERROR) && !s->parked) {
         /* Hang-up while we do not read (waiting for verify or in the
          * tarpit): epoll keeps reporting it, so end the session now. */
@@ -405,13 +491,21 @@ static void smtpd_session_io(event_loop_t *loop, int fd, unsigned mask, void *ct
     smtpd_session_resume(s);
 }
 
-/* smtpd_session_timer - enforce smtpd_timeout and the session limit */
+/* smtpd_session_rearm - the deadline changed (a TLS handshake began) */
+void smtpd_session_rearm(smtpd_session_t *s)
+{
+    event_timer_cancel(s->srv->loop, &s->timer);
+    s->timer = event_timer_add(s->srv->loop, 0, smtpd_session_timer, s);
+}
+
+/* smtpd_session_timer - enforce smtpd_timeout, smtpd_starttls_timeout
+ * and the session limit */
 static void smtpd_session_timer(event_loop_t *loop, void *ctx)
 {
     smtpd_session_t *s = ctx;
     const smtpd_settings_t *set = &s->srv->set;
     int64_t now = event_now_ms(loop);
-    int64_t idle_end = s->activity_ms + set->timeout_ms;
+    int64_t idle_end = s->tls_handshaking ? s->tls_deadline_ms : s->activity_ms + set->timeout_ms;
     int64_t session_end = s->start_ms + set->session_limit_ms;
     int64_t deadline = idle_end < session_end ? idle_end : session_end;
 
@@ -428,8 +522,11 @@ static void smtpd_session_timer(event_loop_t *loop, void *ctx)
     }
     msg_info("timeout after %s from %s", s->last_cmd, s->client_desc);
     buf_reset(&s->out);
-    smtpd_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", set->myhostname);
-    smtpd_session_flush(s);
+    /* In the middle of a handshake there is no channel for a reply. */
+    if (!s->tls_handshaking) {
+        smtpd_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", set->myhostname);
+        smtpd_session_flush(s);
+    }
     s->quit = true;
     s->dead = true;
     smtpd_session_resume(s);

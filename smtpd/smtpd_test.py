@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""smtpd_test.py SMTPD QDUMP - end-to-end tests of smtpd under a fake master.
+"""smtpd_test.py SMTPD QDUMP [VERIFY] - end-to-end tests of smtpd under a fake master.
 
 The test plays stork-master: it opens the listening socket (fd 4) and the
 status pipe (fd 3), writes a main.cf into a temporary config directory
@@ -9,12 +9,17 @@ private/verify and a fake qmgr on public/qmgr records QMGR_NEW notices,
 both speaking Stork's IPC frames. Clients are smtplib and raw sockets.
 Queue files are checked with smtpd_qdump (qfile_read) and raw reads of
 the content. Exit 77 when something needed is missing.
+With VERIFY (the real verify daemon), a further instance tests STARTTLS,
+wrapper mode and AUTH against a certificate and a virtual user made at
+test time (openssl req, openssl passwd -6), the real verify service
+checking the password.
 """
 import os
 import select
 import shutil
 import smtplib
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -135,8 +140,30 @@ class QmgrServer(UnixServer):
 
 
 # --- the fake master ----------------------------------------------------
+def spawn(argv, lsock, status_w):
+    """Run a daemon as stork-master does: status pipe on 3, listener on 4."""
+    lfd = os.dup(lsock.fileno())
+    sfd = os.dup(status_w)
+    # Move both out of the way of 3 and 4 before placing them.
+    lfd_hi = os.dup2(lfd, 40)
+    sfd_hi = os.dup2(sfd, 41)
+
+    def place():
+        # Runs in the child before exec; dup2 makes 3 and 4
+        # inheritable, everything else Python opened is close-on-exec.
+        os.dup2(sfd_hi, 3)
+        os.dup2(lfd_hi, 4)
+        os.close(sfd_hi)
+        os.close(lfd_hi)
+
+    proc = subprocess.Popen(argv, preexec_fn=place, close_fds=False, stdin=subprocess.DEVNULL)
+    for fd in (lfd, sfd, lfd_hi, sfd_hi):
+        os.close(fd)
+    return proc
+
+
 class Smtpd:
-    def __init__(self, binary, top, extra_cf=""):
+    def __init__(self, binary, top, extra_cf="", args=()):
         self.top = top
         self.qdir = os.path.join(top, "queue")
         self.conf = os.path.join(top, "conf")
@@ -161,25 +188,9 @@ class Smtpd:
         self.lsock.setblocking(False)
         self.port = self.lsock.getsockname()[1]
         self.status_r, status_w = os.pipe()
-        lfd = os.dup(self.lsock.fileno())
-        sfd = os.dup(status_w)
-        # Move both out of the way of 3 and 4 before placing them.
-        lfd_hi = os.dup2(lfd, 40)
-        sfd_hi = os.dup2(sfd, 41)
-
-        def place():
-            # Runs in the child before exec; dup2 makes 3 and 4
-            # inheritable, everything else Python opened is close-on-exec.
-            os.dup2(sfd_hi, 3)
-            os.dup2(lfd_hi, 4)
-            os.close(sfd_hi)
-            os.close(lfd_hi)
-
-        self.proc = subprocess.Popen(
-            [binary, "-c", self.conf, "-n", "smtp", "-t", "inet"],
-            preexec_fn=place, close_fds=False, stdin=subprocess.DEVNULL)
-        for fd in (lfd, sfd, lfd_hi, sfd_hi, status_w):
-            os.close(fd)
+        self.proc = spawn([binary, "-c", self.conf, "-n", "smtp", "-t", "inet"] + list(args),
+                          self.lsock, status_w)
+        os.close(status_w)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -309,10 +320,11 @@ def strip_received(content):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("usage: smtpd_test.py SMTPD QDUMP")
+    if len(sys.argv) not in (3, 4):
+        print("usage: smtpd_test.py SMTPD QDUMP [VERIFY]")
         return 2
     smtpd_bin, qdump = sys.argv[1], sys.argv[2]
+    verify_bin = sys.argv[3] if len(sys.argv) == 4 else None
     for p in (smtpd_bin, qdump):
         if not os.access(p, os.X_OK):
             print("SKIP: %s not built" % p)
@@ -325,9 +337,9 @@ def main():
     except OSError:
         print("SKIP: cannot bind 127.0.0.2")
         return 77
-    deadline = time.time() + 90
+    deadline = time.time() + 150
     top = tempfile.mkdtemp(prefix="smtpd_test.")
-    srv = srv2 = None
+    srv = srv2 = srv3 = None
     completed = False
     try:
         srv = Smtpd(smtpd_bin, top)
@@ -338,6 +350,13 @@ def main():
                      "smtpd_soft_error_limit = 1\nsmtpd_error_sleep_time = 1s\n")
         VerifyServer(os.path.join(srv2.qdir, "private", "verify"), "verify").start()
         run_timeout_test(srv2)
+        if verify_bin and shutil.which("openssl"):
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import smtpd_tls_test
+            srv3 = smtpd_tls_test.run(sys.modules[__name__], smtpd_bin, verify_bin, qdump,
+                                      os.path.join(top, "t3"))
+        else:
+            print("skip - STARTTLS/AUTH tests (no verify daemon or no openssl)")
         check(time.time() < deadline, "finished within the time budget")
         completed = True
     finally:
@@ -347,6 +366,9 @@ def main():
         if failures or not completed:
             print("--- maillog ---")
             print(srv.logtext() if srv else "")
+            if srv3:
+                print("--- maillog (TLS/AUTH instance) ---")
+                print(srv3.logtext())
             print("kept %s" % top)
         else:
             shutil.rmtree(top, ignore_errors=True)

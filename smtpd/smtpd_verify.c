@@ -7,6 +7,9 @@
  * reached, does not answer within smtpd_verify_timeout, or breaks the
  * protocol, every pending request gets class "error" (451 4.3.0): a
  * recipient is never accepted without a verdict.
+ * The same connection carries AUTH credential checks (AUTH_REQ →
+ * AUTH_REPLY): their result class is "ok", "fail" or "error"; the
+ * password is wiped from our copy of the frame once it is queued.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 
 typedef struct smtpd_verify_req {
     uint32_t id;
+    uint16_t reply_type;            /* VERIFY_REPLY or AUTH_REPLY */
     int64_t sent_ms;
     smtpd_verify_fn *fn;
     void *ctx;
@@ -98,7 +102,7 @@ static void smtpd_verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
     ipc_view_t view = ipc_msg_view(m);
     smtpd_verify_result_t res;
 
-    if (m->type != IPC_M_VERIFY_REPLY || v->head == NULL) {
+    if ((m->type != IPC_M_VERIFY_REPLY && m->type != IPC_M_AUTH_REPLY) || v->head == NULL) {
         smtpd_verify_drop(v, "unexpected message");
         return;
     }
@@ -106,12 +110,25 @@ static void smtpd_verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
         ;
     if (r == NULL)
         r = v->head;
+    if (r->reply_type != m->type) {
+        /* A password check must never be answered by a recipient
+         * verdict or the other way round. */
+        smtpd_verify_drop(v, "reply of the wrong type");
+        return;
+    }
     smtpd_verify_unlink(v, r);
-    res.cls = ipc_get_str(view, IPC_A_CLASS);
-    res.dsn = ipc_get_str(view, IPC_A_DSN_STATUS);
     res.text = ipc_get_str(view, IPC_A_TEXT);
-    if (res.cls == NULL)
-        res.cls = "error";
+    if (m->type == IPC_M_AUTH_REPLY) {
+        uint64_t status = 2;
+        (void)ipc_get_u64(view, IPC_A_STATUS, &status);
+        res.cls = status == 0 ? "ok" : status == 1 ? "fail" : "error";
+        res.dsn = status == 0 ? "2.7.0" : status == 1 ? "5.7.8" : "4.7.0";
+    } else {
+        res.cls = ipc_get_str(view, IPC_A_CLASS);
+        res.dsn = ipc_get_str(view, IPC_A_DSN_STATUS);
+        if (res.cls == NULL)
+            res.cls = "error";
+    }
     if (r->fn)
         r->fn(r->ctx, &res);
     free(r);
@@ -141,12 +158,11 @@ static void smtpd_verify_timer(event_loop_t *loop, void *ctx)
     v->timer = event_timer_add(loop, v->head->sent_ms + v->timeout_ms - now, smtpd_verify_timer, v);
 }
 
-/* smtpd_verify_query - classify addr; fn(ctx, result) runs once, maybe now */
-void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_addr,
-                        smtpd_verify_fn *fn, void *ctx)
+/* smtpd_verify_send - queue one request; fn(ctx, result) runs once, maybe now */
+static void smtpd_verify_send(smtpd_verify_t *v, ipc_msg_t *m, uint16_t reply_type,
+                              smtpd_verify_fn *fn, void *ctx)
 {
     smtpd_verify_req_t *r;
-    ipc_msg_t m;
 
     if (v->conn == NULL) {
         const char *why;
@@ -163,20 +179,48 @@ void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_
     r->id = v->next_id++;
     if (v->next_id == 0)
         v->next_id = 1;
+    r->reply_type = reply_type;
     r->sent_ms = event_now_ms(v->loop);
     r->fn = fn;
     r->ctx = ctx;
     *v->tail = r;
     v->tail = &r->next;
+    m->req_id = r->id;
+    ipc_conn_send(v->conn, m);
+    if (v->timer == NULL)
+        v->timer = event_timer_add(v->loop, v->timeout_ms, smtpd_verify_timer, v);
+}
+
+/* smtpd_verify_query - classify addr; fn(ctx, result) runs once, maybe now */
+void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_addr,
+                        smtpd_verify_fn *fn, void *ctx)
+{
+    ipc_msg_t m;
+
     ipc_msg_init(&m, IPC_M_VERIFY_REQ);
-    m.req_id = r->id;
     ipc_put_str(&m, IPC_A_ADDR, addr);
     if (client_addr)
         ipc_put_str(&m, IPC_A_CLIENT_ADDR, client_addr);
-    ipc_conn_send(v->conn, &m);
+    smtpd_verify_send(v, &m, IPC_M_VERIFY_REPLY, fn, ctx);
     ipc_msg_free(&m);
-    if (v->timer == NULL)
-        v->timer = event_timer_add(v->loop, v->timeout_ms, smtpd_verify_timer, v);
+}
+
+/* smtpd_verify_auth - check SMTP AUTH credentials; result class ok,
+ * fail or error; fn(ctx, result) runs once, maybe now */
+void smtpd_verify_auth(smtpd_verify_t *v, const char *user, const char *password,
+                       const char *client_addr, smtpd_verify_fn *fn, void *ctx)
+{
+    ipc_msg_t m;
+
+    ipc_msg_init(&m, IPC_M_AUTH_REQ);
+    ipc_put_str(&m, IPC_A_USER, user);
+    ipc_put_str(&m, IPC_A_PASSWORD, password);
+    if (client_addr)
+        ipc_put_str(&m, IPC_A_CLIENT_ADDR, client_addr);
+    smtpd_verify_send(v, &m, IPC_M_AUTH_REPLY, fn, ctx);
+    if (m.payload.data)
+        explicit_bzero(m.payload.data, m.payload.len);
+    ipc_msg_free(&m);
 }
 
 /* smtpd_verify_cancel - a session is gone: forget its requests (the

@@ -22,6 +22,13 @@
  *	              "<addr>: Temporary lookup failure"
  *	  TRANSPORT, NEXTHOP  what resolve_addr() said (for local, virtual
  *	              and remote).
+ *	AUTH_REQ {USER, PASSWORD, [CLIENT_ADDR]} (smtpd's SMTP AUTH) is
+ *	answered with AUTH_REPLY {STATUS 0 ok, 1 bad credentials, 2
+ *	temporary failure; TEXT}: the user (the full address, lower-cased)
+ *	is looked up in $virtual_mailbox_maps and the password checked
+ *	against its crypt(3) hash (verify_auth.c). System users cannot
+ *	authenticate: their hashes need root. This service runs outside
+ *	smtpd's chroot, so smtpd never holds a password hash.
  *	Any other message type, or a request the schema rejects, closes
  *	that connection (never the daemon).
  * DESCRIPTION
@@ -36,6 +43,7 @@
 #include "mail/resolve.h"
 #include "service/service.h"
 #include "util/buf.h"
+#include "verify_auth.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
@@ -55,6 +63,7 @@ typedef struct verify_client {
 } verify_client_t;
 
 static resolve_t *verify_resolver;
+static verify_auth_t *verify_auth;
 static verify_client_t *verify_clients;
 static int64_t verify_drain_started;
 
@@ -109,22 +118,45 @@ static void verify_answer(const char *addr, ipc_msg_t *reply)
     buf_free(&text);
 }
 
-/* verify_on_msg - one VERIFY_REQ → one VERIFY_REPLY */
+/* verify_auth_answer - fill the AUTH_REPLY for one AUTH_REQ */
+static void verify_auth_answer(ipc_view_t req, ipc_msg_t *reply)
+{
+    const char *user = ipc_get_str(req, IPC_A_USER);
+    const char *password = ipc_get_str(req, IPC_A_PASSWORD);
+    const char *client = ipc_get_str(req, IPC_A_CLIENT_ADDR);
+    const char *why;
+    verify_auth_status_t st = verify_auth_check(verify_auth, user, password, &why);
+
+    if (msg_verbose)
+        msg_info("auth %s from %s: %s", user, client ? client : "unknown", why);
+    ipc_put_u64(reply, IPC_A_STATUS, (uint64_t)st);
+    ipc_put_str(reply, IPC_A_TEXT, why);
+}
+
+/* verify_on_msg - one VERIFY_REQ → one VERIFY_REPLY; AUTH_REQ → AUTH_REPLY */
 static void verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
 {
     verify_client_t *c = ctx;
     ipc_msg_t reply;
-    const char *addr;
+    const char *addr = NULL;
 
-    if (m->type != IPC_M_VERIFY_REQ
-        || (addr = ipc_get_str(ipc_msg_view(m), IPC_A_ADDR)) == NULL) {
+    if (m->type == IPC_M_AUTH_REQ) {
+        ipc_msg_init(&reply, IPC_M_AUTH_REPLY);
+        reply.req_id = m->req_id;
+        verify_auth_answer(ipc_msg_view(m), &reply);
+        /* The request frame held a password. */
+        if (m->payload.data)
+            explicit_bzero(m->payload.data, m->payload.len);
+    } else if (m->type != IPC_M_VERIFY_REQ
+               || (addr = ipc_get_str(ipc_msg_view(m), IPC_A_ADDR)) == NULL) {
         msg_warn("unexpected %s request from client; closing", ipc_msg_name(m->type));
         client_close(c);
         return;
+    } else {
+        ipc_msg_init(&reply, IPC_M_VERIFY_REPLY);
+        reply.req_id = m->req_id;
+        verify_answer(addr, &reply);
     }
-    ipc_msg_init(&reply, IPC_M_VERIFY_REPLY);
-    reply.req_id = m->req_id;
-    verify_answer(addr, &reply);
     ipc_conn_send(conn, &reply);
     ipc_msg_free(&reply);
     if (service_stop_requested(c->svc) && ipc_conn_pending(conn) == 0)
@@ -188,6 +220,7 @@ static void verify_stop(service_t *svc)
 static void verify_cleanup(void)
 {
     resolve_free(&verify_resolver);
+    verify_auth_free(&verify_auth);
 }
 
 /* verify_pre_init - open the tables while privileged */
@@ -197,6 +230,7 @@ static void verify_pre_init(service_t *svc)
 
     if ((verify_resolver = resolve_new(service_conf(svc), &why)) == NULL)
         msg_fatal("cannot initialize recipient resolution: %s", why);
+    verify_auth = verify_auth_new(service_conf(svc));
     atexit(verify_cleanup);
 }
 

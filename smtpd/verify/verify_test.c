@@ -109,6 +109,72 @@ static const char *recv_reply(int fd)
     return out;
 }
 
+/* send_auth - one AUTH_REQ */
+static void send_auth(int fd, const char *user, const char *password, uint32_t id)
+{
+    ipc_msg_t m;
+
+    ipc_msg_init(&m, IPC_M_AUTH_REQ);
+    m.req_id = id;
+    ipc_put_str(&m, IPC_A_USER, user);
+    ipc_put_str(&m, IPC_A_PASSWORD, password);
+    ipc_put_str(&m, IPC_A_CLIENT_ADDR, "192.0.2.1");
+    TEST_INTEQ(ipc_send(fd, &m, TIMEOUT_MS), 0);
+    ipc_msg_free(&m);
+}
+
+/* recv_auth - "id auth_reply status text" of the next reply, or "ERROR why" */
+static const char *recv_auth(int fd)
+{
+    static char out[512];
+    ipc_msg_t m;
+    const char *why, *text;
+    uint64_t status = 99;
+
+    if (ipc_recv(fd, &m, TIMEOUT_MS, &why) < 0) {
+        snprintf(out, sizeof(out), "ERROR %s", why);
+        return out;
+    }
+    (void)ipc_get_u64(ipc_msg_view(&m), IPC_A_STATUS, &status);
+    text = ipc_get_str(ipc_msg_view(&m), IPC_A_TEXT);
+    snprintf(out, sizeof(out), "%u %s %u %s", (unsigned)m.req_id,
+             m.type == IPC_M_AUTH_REPLY ? "auth_reply" : "?", (unsigned)status,
+             text ? text : "-");
+    ipc_msg_free(&m);
+    return out;
+}
+
+/* auth - one AUTH_REQ, one reply */
+static const char *auth(int fd, const char *user, const char *password, uint32_t id)
+{
+    send_auth(fd, user, password, id);
+    return recv_auth(fd);
+}
+
+/* test_auth - AUTH_REQ against the virtual users table */
+static void test_auth(int fd)
+{
+    TEST_STREQ(auth(fd, "auth@virt.example", "secret", 5), "5 auth_reply 0 ok");
+    TEST_STREQ(auth(fd, "Auth@VIRT.example", "secret", 6), "6 auth_reply 0 ok");
+    TEST_STREQ(auth(fd, "auth@virt.example", "Secret", 7), "7 auth_reply 1 authentication failure");
+    TEST_STREQ(auth(fd, "auth@virt.example", "", 7), "7 auth_reply 1 authentication failure");
+    TEST_STREQ(auth(fd, "nosuch@virt.example", "secret", 8),
+               "8 auth_reply 1 authentication failure");
+    /* no usable hash: mail is delivered, login is refused */
+    TEST_STREQ(auth(fd, "user@virt.example", "", 9), "9 auth_reply 1 authentication failure");
+    TEST_STREQ(auth(fd, "locked@virt.example", "secret", 10),
+               "10 auth_reply 1 authentication failure");
+    /* system users are not in the table */
+    TEST_STREQ(auth(fd, "root", "secret", 11), "11 auth_reply 1 authentication failure");
+    /* recipient checks and AUTH on one connection, in order */
+    send_req(fd, "root@example.org", 12);
+    send_auth(fd, "auth@virt.example", "secret", 13);
+    send_req(fd, "nosuch@example.org", 14);
+    TEST_STREQ(recv_reply(fd), "12 local 2.1.5 -");
+    TEST_STREQ(recv_auth(fd), "13 auth_reply 0 ok");
+    TEST_CHECK(strncmp(recv_reply(fd), "14 unknown 5.1.1", 16) == 0);
+}
+
 /* ask - one request, one reply */
 static const char *ask(int fd, const char *addr)
 {
@@ -141,6 +207,7 @@ static void test_daemon(const char *daemon)
                "rejected: User unknown in local recipient table");
     TEST_STREQ(ask(fd, "user@virt.example"), "1 virtual 2.1.5 -");
     TEST_STREQ(ask(fd, "bob@remote.example"), "1 remote 2.0.0 -");
+    test_auth(fd);
     /* virtual_alias_maps names a table not built yet: temporary error */
     TEST_STREQ(ask(fd, "other@virt.example"),
                "1 error 4.3.0 <other@virt.example>: Temporary lookup failure");
@@ -271,7 +338,12 @@ int main(int argc, char **argv)
     free(main_cf);
     put("aliases", "list: root\n");
     build("aliases", TABLE_SYNTAX_ALIASES);
-    put("vmailbox", "user@virt.example :virt.example/user/:\n");
+    /* the hash: openssl passwd -6 -salt storktest secret */
+    put("vmailbox", "user@virt.example :virt.example/user/:\n"
+        "auth@virt.example $6$storktest$XgwZ/Qf/2Ym4o2IZFfH.xEYn8bfk4JWuoNaUNnF3UCVuZAMG8SSwrOkt"
+        "2i.Gaf3ByjQlLxP04tF9igAl13Qvz1:virt.example/auth/:\n"
+        "locked@virt.example !$6$storktest$XgwZ/Qf/2Ym4o2IZFfH.xEYn8bfk4JWuoNaUNnF3UCVuZAMG8SSwr"
+        "Okt2i.Gaf3ByjQlLxP04tF9igAl13Qvz1:virt.example/locked/:\n");
     build("vmailbox", TABLE_SYNTAX_MAP);
     test_daemon(argv[1]);
     test_sigterm(argv[1]);
