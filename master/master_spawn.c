@@ -227,7 +227,13 @@ static void master_proc_gone(master_t *m, master_proc_t *p, int status)
             break;
         }
     }
-    if (abnormal && !was_retiring && !m->stopping
+    /* A process killed from outside (kill -9, the OOM killer) says
+     * nothing about its program: only an exit status or a crash signal
+     * soon after start counts as a bad start-up (Postfix throttles only
+     * processes that never served; this is the same idea without a use
+     * count). */
+    bool killed = WIFSIGNALED(status) && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM);
+    if (abnormal && !killed && !was_retiring && !m->stopping
         && event_now_ms(m->loop) - p->start_ms < MASTER_THROTTLE_UPTIME_MS)
         master_throttle(m, s);
     free(p);

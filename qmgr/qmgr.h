@@ -148,6 +148,8 @@ typedef struct qmgr {
     qmgr_transport_t *transports;
     uint64_t assign_gen;
     event_timer_t *sched_timer;
+    event_timer_t *scan_timer;          /* pending incoming/ rescan */
+    int64_t scan_last_ms;               /* when incoming/ was last rescanned */
     int64_t sched_at;       /* unix time the timer fires, 0 = none */
     bool in_pump;
 } qmgr_t;
@@ -171,6 +173,7 @@ void qmgr_index_del(const char *qid);
 /* qmgr_rebuild.c */
 void qmgr_rebuild(bool trust_index);
 void qmgr_scan_incoming(void);
+void qmgr_scan_incoming_soon(void);
 int qmgr_index_file(const char *queue, const char *qid, int64_t next_attempt);
 void qmgr_move_corrupt(const char *queue, const char *qid, const char *why);
 

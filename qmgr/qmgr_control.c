@@ -207,6 +207,7 @@ void qmgr_control(ipc_conn_t *conn, ipc_msg_t *m, bool privileged)
             qmgr_message_pump();
             qmgr_sched_arm();
         } else {
+            qmgr_scan_incoming();           /* as Postfix's flush: incoming/ too */
             (void)qmgr_dest_revive(NULL);   /* as postqueue -f: forget dead sites */
             count = qmgr_sched_flush_site(NULL);
         }

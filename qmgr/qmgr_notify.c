@@ -77,4 +77,5 @@ void qmgr_notify_accept(service_t *svc, int fd)
     c->privileged = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0
         && (cr.uid == 0 || cr.uid == qmgr.uid);
     c->conn = ipc_conn_new(qmgr.loop, fd, qmgr_client_on_msg, qmgr_client_on_close, c);
+    qmgr_scan_incoming_soon();
 }

@@ -192,10 +192,36 @@ void qmgr_scan_incoming(void)
 {
     qid_buf_t *ids;
 
+    qmgr.scan_last_ms = event_now_ms(qmgr.loop);
+
     if (qmgr.inq_len > 0)
         return;
     size_t n = qmgr_list_dir(QUEUE_INCOMING, &ids, true);
     for (size_t i = 0; i < n; i++)
         qmgr_message_incoming(ids[i]);
     free(ids);
+}
+
+/* qmgr_scan_timer - the debounced rescan */
+static void qmgr_scan_timer(event_loop_t *loop, void *ctx)
+{
+    qmgr.scan_timer = NULL;
+    qmgr_scan_incoming();
+    qmgr_message_pump();
+}
+
+/*
+ * qmgr_scan_incoming_soon - rescan incoming/ shortly, at most once a
+ * second. Called when a client (re)connects: a sender that could not
+ * reach qmgr while it was restarting has files in incoming/ whose
+ * notices were lost, and its reconnection is the first sign qmgr gets.
+ */
+void qmgr_scan_incoming_soon(void)
+{
+    int64_t now = event_now_ms(qmgr.loop);
+    int64_t wait = qmgr.scan_last_ms + 1000 - now;
+
+    if (qmgr.scan_timer)
+        return;
+    qmgr.scan_timer = event_timer_add(qmgr.loop, wait > 0 ? wait : 0, qmgr_scan_timer, NULL);
 }

@@ -89,6 +89,7 @@ typedef struct smtpd_server {
     smtpd_session_t **commit_tail;
     ipc_conn_t *qmgr;                   /* QMGR_NEW notices */
     int64_t qmgr_retry_ms;              /* no reconnect before this time */
+    event_timer_t *qmgr_timer;          /* reconnect after a lost notice */
     size_t nsessions;
 } smtpd_server_t;
 

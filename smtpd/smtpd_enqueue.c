@@ -30,7 +30,7 @@
 
 #define SMTPD_QMGR_PATH "public/qmgr"
 #define SMTPD_QMGR_CONNECT_MS 1000
-#define SMTPD_QMGR_RETRY_MS 10000
+#define SMTPD_QMGR_RETRY_MS 1000
 #define SMTPD_QMGR_BACKLOG (256 * 1024)   /* queued notices before we drop them */
 
 /* smtpd_enqueue_proto - "ESMTP" plus S for TLS and A for AUTH (RFC 3848),
@@ -174,6 +174,8 @@ void smtpd_enqueue_finish(smtpd_session_t *s)
     srv->commit_tail = &s->commit_next;
 }
 
+static bool smtpd_qmgr_connect(smtpd_server_t *srv);
+
 /* smtpd_qmgr_on_msg - qmgr sends nothing we need */
 static void smtpd_qmgr_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
 {
@@ -187,26 +189,50 @@ static void smtpd_qmgr_on_close(ipc_conn_t *conn, const char *why, void *ctx)
     ipc_conn_free(&srv->qmgr);
 }
 
+/* smtpd_qmgr_retry - reconnect after lost notices: qmgr rescans
+ * incoming/ whenever a client connects, so the reconnection alone makes
+ * it find the files whose notices were lost */
+static void smtpd_qmgr_retry(event_loop_t *loop, void *ctx)
+{
+    smtpd_server_t *srv = ctx;
+
+    srv->qmgr_timer = NULL;
+    (void)smtpd_qmgr_connect(srv);
+}
+
+/* smtpd_qmgr_connect - the persistent connection to qmgr, made lazily;
+ * on failure retry in the background until it works */
+static bool smtpd_qmgr_connect(smtpd_server_t *srv)
+{
+    int64_t now = event_now_ms(srv->loop);
+    const char *why;
+    int fd;
+
+    if (srv->qmgr)
+        return true;
+    if (now < srv->qmgr_retry_ms)
+        return false;
+    fd = ipc_connect(SMTPD_QMGR_PATH, "qmgr", SMTPD_QMGR_CONNECT_MS, &why);
+    if (fd < 0) {
+        if (srv->qmgr_timer == NULL)
+            msg_warn("connect to %s: %s (mail waits in incoming/ until qmgr is back)",
+                     SMTPD_QMGR_PATH, why);
+        srv->qmgr_retry_ms = now + SMTPD_QMGR_RETRY_MS;
+        if (srv->qmgr_timer == NULL)
+            srv->qmgr_timer = event_timer_add(srv->loop, SMTPD_QMGR_RETRY_MS, smtpd_qmgr_retry, srv);
+        return false;
+    }
+    srv->qmgr = ipc_conn_new(srv->loop, fd, smtpd_qmgr_on_msg, smtpd_qmgr_on_close, srv);
+    return true;
+}
+
 /* smtpd_qmgr_notify - QMGR_NEW {QID}; best effort (qmgr also scans) */
 static void smtpd_qmgr_notify(smtpd_server_t *srv, const char *qid)
 {
     ipc_msg_t m;
 
-    if (srv->qmgr == NULL) {
-        const char *why;
-        int64_t now = event_now_ms(srv->loop);
-        int fd;
-
-        if (now < srv->qmgr_retry_ms)
-            return;
-        fd = ipc_connect(SMTPD_QMGR_PATH, "qmgr", SMTPD_QMGR_CONNECT_MS, &why);
-        if (fd < 0) {
-            msg_warn("connect to %s: %s (the message waits in incoming/)", SMTPD_QMGR_PATH, why);
-            srv->qmgr_retry_ms = now + SMTPD_QMGR_RETRY_MS;
-            return;
-        }
-        srv->qmgr = ipc_conn_new(srv->loop, fd, smtpd_qmgr_on_msg, smtpd_qmgr_on_close, srv);
-    }
+    if (!smtpd_qmgr_connect(srv))
+        return;
     if (ipc_conn_pending(srv->qmgr) > SMTPD_QMGR_BACKLOG)
         return;
     ipc_msg_init(&m, IPC_M_QMGR_NEW);

@@ -135,7 +135,8 @@ static int check_queue(buf_t *errors)
 {
     static const struct { const char *name; mode_t mode; } dirs[] = {
         { "incoming", 0700 }, { "active", 0700 }, { "deferred", 0700 }, { "hold", 0700 },
-        { "corrupt", 0700 }, { "private", 0700 }, { "public", 0711 }, { "maildrop", 01733 },
+        { "corrupt", 0700 }, { "private", 0700 }, { "public", 0711 }, { "maildrop", 01730 },
+        { "index", 0700 },
         { "pid", 0755 },
     };
     const char *qdir = conf_str(conf, "queue_directory");
