@@ -62,6 +62,9 @@ static void qmgr_exit(void)
 {
     if (qmgr.index)
         qmgr_index_close(true);
+    /* Berkeley DB table handles hold pages that only a close frees. */
+    qmgr_route_free(&qmgr.route);
+    resolve_free(&qmgr.resolve);
 }
 
 /* qmgr_post_init - parameters, index, rebuild, first scheduling */

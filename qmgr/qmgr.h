@@ -196,6 +196,7 @@ size_t qmgr_sched_flush_site(const char *site);
 
 /* qmgr_route.c: recipient → (transport, nexthop) */
 qmgr_route_t *qmgr_route_new(conf_t *conf);
+void qmgr_route_free(qmgr_route_t **rt);
 void qmgr_route_refresh(qmgr_route_t *rt);
 int qmgr_route_addr(qmgr_route_t *rt, const char *addr, const char **transport_r,
                     const char **nexthop_r, const char **why_r);

@@ -87,6 +87,27 @@ qmgr_route_t *qmgr_route_new(conf_t *conf)
     return rt;
 }
 
+/* qmgr_route_free - close the tables and release everything */
+void qmgr_route_free(qmgr_route_t **rtp)
+{
+    qmgr_route_t *rt = *rtp;
+
+    if (rt == NULL)
+        return;
+    for (size_t i = 0; i < rt->ntables; i++) {
+        table_close(&rt->tables[i]);
+        free(rt->specs[i]);
+    }
+    free(rt->tables);
+    free(rt->specs);
+    free(rt->def_transport);
+    free(rt->def_nexthop);
+    free(rt->tr_buf);
+    free(rt->nh_buf);
+    buf_free(&rt->val);
+    xfreep(rtp);
+}
+
 /* qmgr_route_refresh - reopen tables that changed on disk or failed */
 void qmgr_route_refresh(qmgr_route_t *rt)
 {
