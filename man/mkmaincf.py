@@ -18,79 +18,123 @@ SRC = os.path.normpath(os.path.join(HERE, "..", "lib", "config"))
 OUT = os.path.join(HERE, "man5", "main.cf.5")
 
 DESC = {
-    "broken_sasl_auth_clients": "Also announce AUTH in the obsolete \"AUTH=\" form that old "
-                                "Outlook clients need.",
-    "smtpd_recipient_restrictions": "Further checks at RCPT after the relay check "
-                                    "(Postfix's restriction list syntax).",
-    "smtpd_relay_restrictions": "Who may relay: permit_mynetworks, "
-                                "permit_sasl_authenticated, reject_unauth_destination.",
-    "smtpd_sasl_auth_enable": "Offer SMTP AUTH (RFC 4954); authenticated clients may relay.",
-    "smtpd_starttls_timeout": "How long smtpd(8) waits for a client's TLS handshake.",
-    "smtpd_tls_auth_only": "Offer AUTH only after STARTTLS.",
-    "smtpd_tls_cert_file": "smtpd(8)'s certificate chain (PEM).",
-    "smtpd_tls_ciphers": "The OpenSSL cipher grade smtpd(8) offers.",
-    "smtpd_tls_key_file": "The private key of smtpd_tls_cert_file.",
-    "smtpd_tls_loglevel": "How much smtpd(8) logs about TLS (0-4).",
-    "smtpd_tls_protocols": "TLS protocol versions smtpd(8) allows.",
-    "smtpd_tls_received_header": "Record the TLS protocol and cipher in the Received: "
-                                 "header.",
-    "smtpd_tls_security_level": "none, may (offer STARTTLS) or encrypt (require it).",
-    "smtpd_tls_wrappermode": "TLS from the first byte (port 465, RFC 8314) instead of "
-                             "STARTTLS.",
-    "2bounce_notice_recipient": "Who gets undeliverable bounce messages (double bounces).",
-    "bounce_size_limit": "How much of the original message a bounce message includes.",
-    "default_destination_concurrency_failed_cohort_limit": "How many failed connections "
-        "in a row (a cohort) mark a destination as dead before it is retried later.",
+    # smtpd: TLS, AUTH, restrictions
+    "broken_sasl_auth_clients": "Also announce AUTH in the old AUTH=PLAIN LOGIN form for "
+                                "clients that need it.",
+    "smtpd_recipient_restrictions": "RCPT rules checked after smtpd_relay_restrictions: "
+                                    "permit_mynetworks, permit_sasl_authenticated, "
+                                    "reject_unauth_destination, reject. The first rule that "
+                                    "decides ends the list.",
+    "smtpd_relay_restrictions": "RCPT relay rules, checked first, in order (the same four "
+                                "keywords); one of the two lists must be able to reject "
+                                "(reject_unauth_destination or reject), or smtpd(8) refuses "
+                                "to start.",
+    "smtpd_sasl_auth_enable": "Offer SMTP AUTH (PLAIN, LOGIN) checked against "
+                              "virtual_mailbox_maps by verify(8).",
+    "smtpd_starttls_timeout": "How long smtpd(8) waits for a TLS handshake to finish.",
+    "smtpd_tls_auth_only": "Offer and accept AUTH only over TLS (Postfix default: no).",
+    "smtpd_tls_cert_file": "PEM certificate (chain) of the SMTP server, read before chroot; "
+                           "required when TLS is offered.",
+    "smtpd_tls_ciphers": "TLS 1.2 cipher grade or OpenSSL cipher list for smtpd(8): high, "
+                         "medium, or a list (TLS 1.3 uses OpenSSL's suites).",
+    "smtpd_tls_key_file": "PEM private key of the SMTP server.",
+    "smtpd_tls_loglevel": "0: no TLS logging; 1 or more: log one line per TLS session.",
+    "smtpd_tls_protocols": "TLS protocols smtpd(8) accepts, Postfix syntax; never below "
+                           "TLSv1.2.",
+    "smtpd_tls_received_header": "Record the TLS protocol and cipher in Received: "
+                                 "(Postfix default: no).",
+    "smtpd_tls_security_level": "SMTP server TLS: empty or none, may (offer STARTTLS), "
+                                "encrypt (require it: 530 5.7.0 before STARTTLS).",
+    "smtpd_tls_wrappermode": "Implicit TLS from the first byte (port 465, RFC 8314); set "
+                             "per service with -o.",
+    # qmgr: routing, scheduling, notifications
+    "2bounce_notice_recipient": "Who gets the failure report for undeliverable mail from the "
+                                "null sender (a double bounce); a bare local part gets "
+                                "@$myorigin.",
+    "bounce_size_limit": "The largest original message a failure report returns in full; "
+                         "a bigger one is returned as headers only.",
+    "default_destination_concurrency_failed_cohort_limit": "How many site failures in a row "
+        "at concurrency 1 mark a destination dead (delivery suspended for "
+        "minimal_backoff_time); one value for every transport.",
     "default_destination_concurrency_limit": "The most parallel deliveries to one "
-        "destination, per transport unless the transport's own parameter says otherwise.",
-    "default_destination_rate_delay": "The pause between deliveries to one destination "
+        "destination (transport and next hop) for transports without their own parameter.",
+    "default_destination_rate_delay": "The pause between deliveries to one destination; "
+                                      "a non-zero delay also means one delivery at a time "
                                       "(0: none).",
-    "default_destination_recipient_limit": "The most recipients per delivery request.",
-    "default_transport": "The transport for remote recipients without a transport_maps "
-                         "entry.",
-    "default_transport_limit": "The most parallel deliveries per transport.",
-    "delay_warning_time": "After how long a sender is told that a message is delayed "
-                          "(0: never).",
-    "initial_destination_concurrency": "The concurrency a destination starts with before "
-                                       "it is raised towards its limit.",
-    "relayhost": "Send all remote mail through this host ([host]:port, or a domain whose "
-                 "MX records are used); empty: deliver directly.",
-    "transport_maps": "Tables that map a recipient address or domain to transport:nexthop.",
+    "default_destination_recipient_limit": "The most recipients per delivery request; 1 "
+                                           "makes each recipient its own destination.",
+    "default_transport": "The transport, or transport:nexthop, for remote recipients "
+                         "without a transport_maps entry; a next hop here wins over "
+                         "relayhost.",
+    "default_transport_limit": "The most parallel deliveries (delivery agent connections) "
+                               "per transport.",
+    "delay_warning_time": "After how long the sender of a still deferred message gets one "
+                          "delay notice (recipients with NOTIFY=DELAY or no NOTIFY; "
+                          "0: never).",
+    "initial_destination_concurrency": "The concurrency a destination starts with; it grows "
+                                       "towards the limit while deliveries succeed and "
+                                       "shrinks on site failures.",
+    "relayhost": "Send remote mail without a transport_maps next hop through this host: "
+                 "[host] or [host]:port (no MX lookup), host or host:port (its MX records "
+                 "are used); empty: deliver to each domain's MX.",
+    "transport_maps": "Tables (transport(5)) that map a recipient address, domain, "
+                      ".parent or * (remote domains only) to transport:nexthop.",
+    # smtp/lmtp delivery agent
     "smtp_connect_timeout": "How long the SMTP client waits for a TCP connection.",
-    "smtp_connection_cache_on_demand": "Keep SMTP connections open for reuse when a "
-                                       "destination has a backlog.",
+    "smtp_connection_cache_on_demand": "Keep a connection open after a delivery, for "
+                                       "smtp_connection_cache_time_limit, so the next message "
+                                       "to the same transport and next hop reuses it.",
     "smtp_connection_cache_time_limit": "How long an idle cached SMTP connection is kept.",
     "smtp_data_done_timeout": "How long the SMTP client waits for the reply after the end "
                               "of data.",
     "smtp_data_init_timeout": "How long the SMTP client waits for the reply to DATA.",
     "smtp_data_xfer_timeout": "How long the SMTP client may wait while sending content.",
-    "smtp_helo_name": "The name the SMTP client sends in EHLO/HELO.",
-    "smtp_helo_timeout": "How long the SMTP client waits for the greeting and the EHLO "
-                         "reply.",
+    "smtp_helo_name": "The name the SMTP client sends in EHLO, HELO or LHLO.",
+    "smtp_helo_timeout": "How long the SMTP client waits for the greeting, the EHLO reply and "
+                         "each AUTH reply.",
     "smtp_mail_timeout": "How long the SMTP client waits for the reply to MAIL.",
-    "smtp_mx_address_limit": "The most MX host addresses tried per delivery.",
-    "smtp_mx_session_limit": "The most SMTP sessions tried per delivery.",
-    "smtp_quit_timeout": "How long the SMTP client waits for the reply to QUIT.",
+    "smtp_mx_address_limit": "The most IP addresses tried per delivery, over all MX hosts "
+                             "(0: no limit).",
+    "smtp_mx_session_limit": "The most SMTP sessions per delivery that get as far as the "
+                             "greeting; failed connections do not count (0: no limit).",
+    "smtp_quit_timeout": "How long the SMTP client waits for the reply to QUIT (never more "
+                         "than 5 s).",
     "smtp_rcpt_timeout": "How long the SMTP client waits for the reply to RCPT.",
-    "smtp_rset_timeout": "How long the SMTP client waits for the reply to RSET.",
-    "smtp_sasl_auth_enable": "Authenticate to remote servers with SASL (AUTH).",
-    "smtp_sasl_password_maps": "Tables of username:password per remote host or domain.",
-    "smtp_sasl_security_options": "SASL mechanisms the SMTP client refuses on plaintext "
-                                  "sessions (noplaintext, noanonymous, ...).",
-    "smtp_sasl_tls_security_options": "As smtp_sasl_security_options, on TLS sessions.",
-    "smtp_service_port": "The port the SMTP client connects to when none is given.",
+    "smtp_rset_timeout": "How long the SMTP client waits for the reply to RSET (before a "
+                         "cached connection is reused).",
+    "smtp_sasl_auth_enable": "Authenticate (AUTH PLAIN or LOGIN) to servers that offer AUTH "
+                             "and have an entry in smtp_sasl_password_maps.",
+    "smtp_sasl_password_maps": "Tables (sasl_passwd(5)) of user:password, looked up by the "
+                               "next hop as given, the server's host name, then the "
+                               "domain.",
+    "smtp_sasl_security_options": "On sessions without TLS: noplaintext forbids PLAIN and "
+                                  "LOGIN (Stork's only mechanisms); other words such as "
+                                  "noanonymous are accepted.",
+    "smtp_sasl_tls_security_options": "As smtp_sasl_security_options, on TLS sessions; the "
+                                      "default lets PLAIN and LOGIN run over TLS.",
+    "smtp_service_port": "Stork only: the TCP port for MX hosts and next hops without :port, "
+                         "also in the DANE TLSA name _PORT._tcp.host; tests use it to reach "
+                         "listeners on a free port.",
     "smtp_starttls_timeout": "How long the SMTP client waits for the TLS handshake.",
-    "smtp_tls_CAfile": "A file of trusted CA certificates for the SMTP client.",
-    "smtp_tls_CApath": "A directory of trusted CA certificates for the SMTP client.",
-    "smtp_tls_cert_file": "The SMTP client's certificate (for servers that ask).",
-    "smtp_tls_ciphers": "The OpenSSL cipher grade the SMTP client offers.",
+    "smtp_tls_CAfile": "PEM file of CA certificates the SMTP client trusts (verify level, "
+                       "and Trusted in logs); with smtp_tls_CApath empty too, OpenSSL's "
+                       "system default.",
+    "smtp_tls_CApath": "A directory of trusted CA certificates (c_rehash layout) for the "
+                       "SMTP client.",
+    "smtp_tls_cert_file": "A PEM client certificate offered to servers that ask; empty: "
+                          "none.",
+    "smtp_tls_ciphers": "TLS 1.2 cipher grade or OpenSSL cipher list for the SMTP client: "
+                        "high, medium, or a list.",
     "smtp_tls_key_file": "The private key of smtp_tls_cert_file.",
-    "smtp_tls_loglevel": "How much the SMTP client logs about TLS (0-4).",
-    "smtp_tls_policy_maps": "Per-destination TLS policy (none, may, encrypt, dane, verify, "
-                            "secure).",
-    "smtp_tls_protocols": "TLS protocol versions the SMTP client allows (!SSLv3, ...).",
-    "smtp_tls_security_level": "The default TLS policy of the SMTP client: none, may, "
-                               "encrypt, dane, verify or secure.",
+    "smtp_tls_loglevel": "0: no TLS logging; 1 or more: one line per TLS connection "
+                         "(Untrusted, Trusted or Verified TLS connection established ...).",
+    "smtp_tls_policy_maps": "Per-destination TLS policy tables (tls_policy(5)): next hop, "
+                            "domain or .parent to a level and optional match= names.",
+    "smtp_tls_protocols": "TLS protocols the SMTP client allows, Postfix syntax; never "
+                          "below TLSv1.2.",
+    "smtp_tls_security_level": "The SMTP client's default TLS level: none, may "
+                               "(opportunistic), encrypt, dane (RFC 7672), verify or secure "
+                               "(Postfix default: none).",
     "alias_database": "The alias tables that newaliases(1) (storkmap -a) builds.",
     "alias_maps": "Tables of local aliases (aliases(5)) consulted by local(8) and, "
                   "for RCPT checks, by verify(8).",
@@ -98,8 +142,8 @@ DESC = {
                               "Empty (the default) allows none.",
     "allow_mail_to_files": "Where /file deliveries are allowed: any of alias, forward. "
                            "Empty (the default) allows none.",
-    "bounce_queue_lifetime": "How long a bounce message (null sender) is retried before it "
-                             "is given up.",
+    "bounce_queue_lifetime": "How long mail from the null sender (notifications) is retried "
+                             "before it is given up; at most maximal_queue_lifetime.",
     "command_directory": "Where the administrative commands are installed.",
     "command_time_limit": "The longest a |command delivery may run.",
     "config_directory": "The configuration directory; always the -c directory (or "
@@ -113,9 +157,13 @@ DESC = {
     "dns_lookup_timeout": "The longest one DNS lookup may take.",
     "dns_servers": "Resolvers to ask (ip, ip:port or [ipv6]:port), for both the ordinary "
                    "and the DNSSEC-validating lookups; empty: the system's resolv.conf, "
-                   "and recursion from the root for validated lookups.",
-    "dnssec_trust_anchor_file": "DS/DNSKEY lines that anchor DNSSEC validation (DANE); "
-                                "empty disables validated lookups.",
+                   "and libunbound's own recursion from the root for validated lookups. "
+                   "Validation is always done by Stork with dnssec_trust_anchor_file, so "
+                   "these servers must return DNSSEC records (a validating resolver does).",
+    "dnssec_trust_anchor_file": "DS/DNSKEY lines that anchor DNSSEC validation for DANE "
+                                "(the default comes with Debian's dns-root-data); empty or "
+                                "unreadable: no validated lookups, and the dane level falls "
+                                "back to may with a warning.",
     "home_mailbox": "A system user's mailbox, relative to the home directory; a trailing "
                     "'/' means Maildir.",
     "inet_interfaces": "The addresses inet services listen on when master.cf gives no host: "
@@ -143,7 +191,9 @@ DESC = {
     "message_size_limit": "The largest message accepted, in bytes (0: no limit); checked "
                           "at MAIL (SIZE=) and at the end of DATA/BDAT (552 5.3.4).",
     "minimal_backoff_time": "The shortest time between delivery attempts of a deferred "
-                            "message (doubled per attempt up to maximal_backoff_time).",
+                            "message (the wait grows with the message's age up to "
+                            "maximal_backoff_time); also how long a dead destination stays "
+                            "suspended.",
     "mydestination": "The domains delivered locally (to system users and aliases).",
     "mydomain": "This system's domain; by default myhostname less its first label.",
     "myhostname": "This system's fully qualified name, used in the SMTP greeting and "
@@ -151,17 +201,15 @@ DESC = {
     "mynetworks": "Clients in these networks (CIDR, [IPv6]/len) may relay to any domain.",
     "myorigin": "The domain appended to addresses without one (sendmail, local parts).",
     "qmgr_message_active_limit": "The most messages in the active queue at once.",
-    "queue_directory": "The queue: incoming/, active/, deferred/, hold/, corrupt/, "
-                       "maildrop/, private/ and public/ sockets, the index queue.db; also "
-                       "smtpd's chroot.",
+    "queue_directory": "The queue: incoming/, active/, deferred/, hold/, corrupt/ and "
+                       "maildrop/, the private/ and public/ sockets, and the index "
+                       "(index/queue.db); also smtpd's chroot.",
     "queue_run_delay": "How often qmgr(8) scans deferred/ for messages that are due.",
     "recipient_delimiter": "The separator of address extensions (ann+list@): the part "
                            "after it is ignored when finding the user.",
     "service_throttle_time": "How long stork-master waits before restarting a service "
                              "whose processes fail at start-up.",
     "setgid_group": "The group that owns maildrop/ and the set-gid sendmail(1).",
-    "smtp_transport_limit": "The most concurrent deliveries to the smtp transport "
-                            "(remote delivery comes in a later release).",
     "smtpd_banner": "The text after 220 in the SMTP greeting.",
     "smtpd_error_sleep_time": "Delay of each reply once a client has made more than "
                               "smtpd_soft_error_limit errors.",
@@ -282,6 +330,29 @@ def render(ps):
         ".Xr master.cf 5",
         "entry may override a parameter for one service with",
         ".Fl o Ar name=value .",
+        ".Pp",
+        "Scheduling parameters exist per transport:",
+        ".Cm smtp_destination_concurrency_limit",
+        "is",
+        ".Cm default_destination_concurrency_limit",
+        "for the",
+        ".Cm smtp",
+        "transport, and likewise for",
+        ".Cm local , relay",
+        "and",
+        ".Cm lmtp ;",
+        "other",
+        ".Xr master.cf 5",
+        "transports use the",
+        ".Cm default_*",
+        "values.",
+        "The delivery agent run as",
+        ".Cm lmtp",
+        "reads the",
+        ".Cm lmtp_*",
+        "variant of a client parameter where one is listed below, and the",
+        ".Cm smtp_*",
+        "one otherwise.",
         ".Sh PARAMETERS",
         ".Bl -tag -width Ds",
     ]
@@ -319,7 +390,14 @@ def render(ps):
         ".Xr storkconf 1 ,",
         ".Xr aliases 5 ,",
         ".Xr master.cf 5 ,",
-        ".Xr stork-virtual 5",
+        ".Xr sasl_passwd 5 ,",
+        ".Xr stork-virtual 5 ,",
+        ".Xr tls_policy 5 ,",
+        ".Xr transport 5 ,",
+        ".Xr bounce 8 ,",
+        ".Xr qmgr 8 ,",
+        ".Xr smtp 8 ,",
+        ".Xr smtpd 8",
     ]
     return "\n".join(lines) + "\n", missing
 
@@ -329,6 +407,8 @@ def main():
     for name in missing:
         sys.stderr.write("mkmaincf: %s has no description\n" % name)
     if "--check" in sys.argv[1:]:
+        if missing:
+            return 1
         try:
             current = open(OUT).read()
         except FileNotFoundError:
