@@ -29,7 +29,6 @@
 #include "util/xmalloc.h"
 
 #define SMTPD_QMGR_PATH "public/qmgr"
-#define SMTPD_QMGR_CONNECT_MS 1000
 #define SMTPD_QMGR_RETRY_MS 1000
 #define SMTPD_QMGR_BACKLOG (256 * 1024)   /* queued notices before we drop them */
 
@@ -175,18 +174,23 @@ void smtpd_enqueue_finish(smtpd_session_t *s)
 }
 
 static bool smtpd_qmgr_connect(smtpd_server_t *srv);
+static void smtpd_qmgr_retry(event_loop_t *loop, void *ctx);
 
 /* smtpd_qmgr_on_msg - qmgr sends nothing we need */
 static void smtpd_qmgr_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
 {
 }
 
-/* smtpd_qmgr_on_close - forget the connection; the next notice remakes it */
+/* smtpd_qmgr_on_close - qmgr went away: notices sent since it stopped
+ * reading are lost, so reconnect soon (qmgr rescans incoming/ when a
+ * client connects) rather than at the next message */
 static void smtpd_qmgr_on_close(ipc_conn_t *conn, const char *why, void *ctx)
 {
     smtpd_server_t *srv = ctx;
 
     ipc_conn_free(&srv->qmgr);
+    if (srv->qmgr_timer == NULL)
+        srv->qmgr_timer = event_timer_add(srv->loop, SMTPD_QMGR_RETRY_MS, smtpd_qmgr_retry, srv);
 }
 
 /* smtpd_qmgr_retry - reconnect after lost notices: qmgr rescans
@@ -212,7 +216,7 @@ static bool smtpd_qmgr_connect(smtpd_server_t *srv)
         return true;
     if (now < srv->qmgr_retry_ms)
         return false;
-    fd = ipc_connect(SMTPD_QMGR_PATH, "qmgr", SMTPD_QMGR_CONNECT_MS, &why);
+    fd = ipc_connect_start(SMTPD_QMGR_PATH, &why);
     if (fd < 0) {
         if (srv->qmgr_timer == NULL)
             msg_warn("connect to %s: %s (mail waits in incoming/ until qmgr is back)",
@@ -223,6 +227,7 @@ static bool smtpd_qmgr_connect(smtpd_server_t *srv)
         return false;
     }
     srv->qmgr = ipc_conn_new(srv->loop, fd, smtpd_qmgr_on_msg, smtpd_qmgr_on_close, srv);
+    ipc_conn_expect_hello(srv->qmgr, "qmgr");
     return true;
 }
 

@@ -17,7 +17,6 @@
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
-#define SMTPD_VERIFY_CONNECT_MS 2000
 
 typedef struct smtpd_verify_req {
     uint32_t id;
@@ -166,7 +165,9 @@ static void smtpd_verify_send(smtpd_verify_t *v, ipc_msg_t *m, uint16_t reply_ty
 
     if (v->conn == NULL) {
         const char *why;
-        int fd = ipc_connect(v->path, "verify", SMTPD_VERIFY_CONNECT_MS, &why);
+        /* Not waiting for the HELLO here: the master may be starting the
+         * verify process, and this loop serves every session. */
+        int fd = ipc_connect_start(v->path, &why);
         if (fd < 0) {
             smtpd_verify_result_t res = { "error", "4.3.0", NULL };
             msg_warn("connect to verify service %s: %s", v->path, why);
@@ -174,6 +175,7 @@ static void smtpd_verify_send(smtpd_verify_t *v, ipc_msg_t *m, uint16_t reply_ty
             return;
         }
         v->conn = ipc_conn_new(v->loop, fd, smtpd_verify_on_msg, smtpd_verify_on_close, v);
+        ipc_conn_expect_hello(v->conn, "verify");
     }
     r = xcalloc(1, sizeof(*r));
     r->id = v->next_id++;

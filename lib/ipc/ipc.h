@@ -61,6 +61,11 @@
  *	-1 on error, timeout, EOF (why = "connection closed") or protocol
  *	error (why says which).
  *	ipc_hello(fd, proto): send HELLO (servers, right after accept).
+ *	ipc_hello_check(&m, proto, &why): is m that HELLO (name and major)?
+ *	ipc_connect_start(path, &why): a non-blocking connect that does not
+ *	wait for the HELLO; pair it with ipc_conn_expect_hello(conn, proto),
+ *	which checks and swallows the HELLO when it arrives (a mismatch
+ *	closes the conn through on_close). Frames may be sent before.
  * EVENT API (qmgr, smtpd, verify)
  *	ipc_conn_new(loop, fd, on_msg, on_close, ctx): reads frames as they
  *	arrive and calls on_msg(conn, &m, ctx) for each valid one (m is
@@ -150,6 +155,8 @@ int ipc_encode(const ipc_msg_t *m, buf_t *out);
 int ipc_decode(const void *frame, size_t len, ipc_msg_t *m, const char **why_r);
 
 int ipc_connect(const char *path, const char *proto, int timeout_ms, const char **why_r);
+int ipc_connect_start(const char *path, const char **why_r);
+int ipc_hello_check(const ipc_msg_t *m, const char *proto, const char **why_r);
 int ipc_hello(int fd, const char *proto);
 int ipc_send(int fd, const ipc_msg_t *m, int timeout_ms);
 int ipc_recv(int fd, ipc_msg_t *m, int timeout_ms, const char **why_r);
@@ -163,6 +170,7 @@ ipc_conn_t *ipc_conn_new(event_loop_t *loop, int fd, ipc_on_msg_fn *on_msg,
 void ipc_conn_send(ipc_conn_t *conn, const ipc_msg_t *m);
 size_t ipc_conn_pending(const ipc_conn_t *conn);
 int ipc_conn_fd(const ipc_conn_t *conn);
+void ipc_conn_expect_hello(ipc_conn_t *conn, const char *proto);
 void ipc_conn_free(ipc_conn_t **conn);
 
 #endif

@@ -43,6 +43,7 @@ struct ipc_conn {
     int busy;
     bool closed;
     bool freed;
+    char *hello_proto;              /* the first frame must be this HELLO */
 };
 
 static void ipc_conn_event(event_loop_t *loop, int fd, unsigned mask, void *ctx);
@@ -67,6 +68,14 @@ ipc_conn_t *ipc_conn_new(event_loop_t *loop, int fd, ipc_on_msg_fn *on_msg,
     return c;
 }
 
+/* ipc_conn_expect_hello - check (and swallow) the server's HELLO when it
+ * comes; frames may be sent before it arrives */
+void ipc_conn_expect_hello(ipc_conn_t *c, const char *proto)
+{
+    free(c->hello_proto);
+    c->hello_proto = xstrdup(proto);
+}
+
 /* ipc_conn_destroy - release everything (the conn is no longer in use) */
 static void ipc_conn_destroy(ipc_conn_t *c)
 {
@@ -77,6 +86,7 @@ static void ipc_conn_destroy(ipc_conn_t *c)
         close(c->in_fd);
     buf_free(&c->in);
     buf_free(&c->out);
+    free(c->hello_proto);
     close(c->fd);
     free(c);
 }
@@ -283,6 +293,18 @@ static void ipc_conn_read(ipc_conn_t *c)
         if (ipc_conn_take_frame(c, &m) < 0)
             return;
         frames++;
+        if (c->hello_proto) {
+            const char *why;
+            int bad = ipc_hello_check(&m, c->hello_proto, &why);
+
+            ipc_msg_free(&m);
+            xfreep(&c->hello_proto);
+            if (bad) {
+                ipc_conn_fail(c, why);
+                return;
+            }
+            continue;
+        }
         c->on_msg(c, &m, c->ctx);
         ipc_msg_free(&m);
     }

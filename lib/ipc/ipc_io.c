@@ -4,6 +4,7 @@
 #include "util/xmalloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -220,25 +221,32 @@ int ipc_hello(int fd, const char *proto)
     return rc;
 }
 
+/* ipc_hello_check - is m the HELLO of protocol proto, our major version? */
+int ipc_hello_check(const ipc_msg_t *m, const char *proto, const char **why_r)
+{
+    const char *name;
+    uint64_t major = 0;
+
+    if (m->type != IPC_M_HELLO)
+        return *why_r = ipc_whyf("expected hello, got %s", ipc_msg_name(m->type)), -1;
+    if ((name = ipc_get_str(ipc_msg_view(m), IPC_A_PROTO)) == NULL || strcmp(name, proto) != 0)
+        return *why_r = ipc_whyf("protocol mismatch: want %s, got %s", proto,
+                                 name ? name : "?"), -1;
+    if (ipc_get_u64(ipc_msg_view(m), IPC_A_MAJOR, &major) < 0 || major != IPC_PROTO_MAJOR)
+        return *why_r = ipc_whyf("protocol %s major version %llu, want %d", proto,
+                                 (unsigned long long)major, IPC_PROTO_MAJOR), -1;
+    return 0;
+}
+
 /* ipc_check_hello - the server's first frame names our protocol and major */
 static int ipc_check_hello(int fd, const char *proto, int timeout_ms, const char **why_r)
 {
     ipc_msg_t m;
-    const char *name;
-    uint64_t major = 0;
-    int rc = -1;
+    int rc;
 
     if (ipc_recv(fd, &m, timeout_ms, why_r) < 0)
         return -1;
-    if (m.type != IPC_M_HELLO)
-        *why_r = ipc_whyf("expected hello, got %s", ipc_msg_name(m.type));
-    else if ((name = ipc_get_str(ipc_msg_view(&m), IPC_A_PROTO)) == NULL || strcmp(name, proto) != 0)
-        *why_r = ipc_whyf("protocol mismatch: want %s, got %s", proto, name ? name : "?");
-    else if (ipc_get_u64(ipc_msg_view(&m), IPC_A_MAJOR, &major) < 0 || major != IPC_PROTO_MAJOR)
-        *why_r = ipc_whyf("protocol %s major version %llu, want %d", proto,
-                          (unsigned long long)major, IPC_PROTO_MAJOR);
-    else
-        rc = 0;
+    rc = ipc_hello_check(&m, proto, why_r);
     ipc_msg_free(&m);
     return rc;
 }
@@ -264,6 +272,29 @@ static int ipc_connect_path(const char *path, int timeout_ms, const char **why_r
         return -1;
     }
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof(zero));
+    return fd;
+}
+
+/*
+ * ipc_connect_start - a non-blocking connect for event-driven clients,
+ * which check the HELLO with ipc_conn_expect_hello instead of waiting
+ * for it (a server being started by the master must not stall the
+ * client's whole event loop). A UNIX socket connects at once or fails.
+ */
+int ipc_connect_start(const char *path, const char **why_r)
+{
+    const char *why = "";
+    int fd;
+
+    if (why_r == NULL)
+        why_r = &why;
+    if ((fd = ipc_connect_path(path, 0, why_r)) < 0)
+        return -1;
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+        *why_r = ipc_whyf("fcntl: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
