@@ -630,6 +630,66 @@ static void test_connect(void)
     rmdir(dir);
 }
 
+/* hello_on_msg/hello_on_close - count what reaches the owner */
+static void hello_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
+{
+    ((int *)ctx)[0]++;
+}
+
+static void hello_on_close(ipc_conn_t *conn, const char *why, void *ctx)
+{
+    ((int *)ctx)[1]++;
+    TEST_CHECK(strstr(why, "protocol mismatch") != NULL);
+    ipc_conn_free(&conn);
+}
+
+/* test_connect_start - the event API checks and swallows the HELLO: the
+ * right one never reaches on_msg, a wrong one closes the conn */
+static void test_connect_start(void)
+{
+    char dir[] = "/tmp/ipc_test.XXXXXX", path[128];
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    event_loop_t *loop = event_loop_new();
+    int lfd, fd, srv, counts[2] = { 0, 0 };
+    const char *why = NULL;
+    ipc_conn_t *conn;
+    ipc_msg_t m;
+
+    TEST_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/sock", dir);
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    TEST_CHECK(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(lfd, 8) == 0);
+    for (int round = 0; round < 2; round++) {
+        fd = ipc_connect_start(path, &why);
+        TEST_CHECK(fd >= 0);
+        conn = ipc_conn_new(loop, fd, hello_on_msg, hello_on_close, counts);
+        ipc_conn_expect_hello(conn, "qmgr");
+        srv = accept(lfd, NULL, NULL);
+        /* Round 0: the right HELLO, then one frame for the owner.
+         * Round 1: the wrong protocol. */
+        TEST_CHECK(ipc_hello(srv, round == 0 ? "qmgr" : "verify") == 0);
+        ipc_msg_init(&m, IPC_M_QMGR_NEW);
+        ipc_put_str(&m, IPC_A_QID, "x");
+        TEST_CHECK(ipc_send(srv, &m, T_MS) == 0);
+        ipc_msg_free(&m);
+        for (int i = 0; i < 5 && counts[round] == 0; i++) {
+            (void)event_timer_add(loop, 100, stop_loop, NULL);
+            event_loop_run(loop);
+        }
+        if (round == 0)
+            ipc_conn_free(&conn);
+        close(srv);
+    }
+    TEST_INTEQ(counts[0], 1);       /* only the frame after the HELLO */
+    TEST_INTEQ(counts[1], 1);       /* the mismatch closed the conn */
+    close(lfd);
+    unlink(path);
+    TEST_CHECK(ipc_connect_start(path, &why) == -1);
+    rmdir(dir);
+    event_loop_free(&loop);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -643,5 +703,6 @@ int main(void)
     test_event();
     test_event_protocol_error();
     test_connect();
+    test_connect_start();
     return test_done();
 }
