@@ -45,7 +45,7 @@ conf_t *cli_conf(const char *config_dir)
     buf_t errors;
 
     if (config_dir == NULL)
-        config_dir = getenv("STORK_CONFIG_DIR");
+        config_dir = secure_getenv("STORK_CONFIG_DIR");  /* not in a set-gid sendmail */
     if (config_dir == NULL || *config_dir == 0)
         config_dir = CLI_DEFAULT_CONFIG_DIR;
     if ((conf = conf_open(config_dir, &why)) == NULL) {
