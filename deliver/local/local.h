@@ -225,5 +225,7 @@ void local_uid_pool_free(local_uid_pool_t **pool);
 void local_uid_run(local_state_t *st, const local_op_t *op, local_result_t *r);
 /* local_op_exec - perform op with the current ids (worker side) */
 void local_op_exec(const local_op_t *op, local_result_t *r);
+/* local_op_message - the message, recipient and header fields of op */
+void local_op_message(local_op_t *op, const local_exp_t *x, const char *rcpt, buf_t *prepend);
 
 #endif

@@ -245,15 +245,9 @@ void local_command_target(local_exp_t *x, const char *cmd, const local_user_t *o
     local_result_init(&r);
     buf_init(&prepend, BUF_NOLIMIT);
     if (owner_ids(x, owner, &op.uid, &op.gid, &r) == 0) {
-        local_prepend(x->msg, addr, &prepend);
         op.op = "command";
         op.command = cmd;
-        op.prepend = prepend.data;
-        op.sender = x->msg->sender;
-        op.rcpt = addr;
-        op.fd = x->msg->fd;
-        op.offset = x->msg->content_offset;
-        op.length = x->msg->content_size;
+        local_op_message(&op, x, addr, &prepend);
         local_uid_run(x->st, &op, &r);
         if (r.status == LOCAL_OK)
             local_exp_done(x, 'C', cmd);
@@ -277,17 +271,11 @@ void local_file_target(local_exp_t *x, const char *path, const local_user_t *own
     local_result_init(&r);
     buf_init(&prepend, BUF_NOLIMIT);
     if (owner_ids(x, owner, &op.uid, &op.gid, &r) == 0) {
-        local_prepend(x->msg, addr, &prepend);
         /* Postfix: a path ending in '/' is a Maildir. */
         op.op = len > 1 && path[len - 1] == '/' ? "maildir" : "file";
         op.maildir = path;
         op.path = path;
-        op.prepend = prepend.data;
-        op.sender = x->msg->sender;
-        op.rcpt = addr;
-        op.fd = x->msg->fd;
-        op.offset = x->msg->content_offset;
-        op.length = x->msg->content_size;
+        local_op_message(&op, x, addr, &prepend);
         local_uid_run(x->st, &op, &r);
         if (r.status == LOCAL_OK)
             local_exp_done(x, 'P', path);

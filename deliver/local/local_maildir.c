@@ -37,17 +37,11 @@ void local_maildir_user(local_exp_t *x, const char *addr, const local_user_t *u)
                          "privileges as uid %ld", u->name, (long)u->uid, (long)geteuid());
     } else {
         maildir = xasprintf("%s/%s", u->home, hm);
-        local_prepend(x->msg, addr, &prepend);
         op.op = "maildir";
         op.uid = u->uid;
         op.gid = u->gid;
         op.maildir = maildir;
-        op.prepend = prepend.data;
-        op.sender = x->msg->sender;
-        op.rcpt = addr;
-        op.fd = x->msg->fd;
-        op.offset = x->msg->content_offset;
-        op.length = x->msg->content_size;
+        local_op_message(&op, x, addr, &prepend);
         local_uid_run(st, &op, &r);
         if (r.status == LOCAL_OK)
             local_exp_done(x, 'M', u->name);

@@ -131,6 +131,20 @@ void local_prepend(const local_msg_t *msg, const char *rcpt, buf_t *out)
     buf_puts(out, "\n");
 }
 
+/* local_op_message - fill the per-copy fields of op: the message (queue
+ * file fd, content range, sender), the recipient and its header lines
+ * (written into prepend, which must outlive op) */
+void local_op_message(local_op_t *op, const local_exp_t *x, const char *rcpt, buf_t *prepend)
+{
+    local_prepend(x->msg, rcpt, prepend);
+    op->prepend = prepend->data;
+    op->sender = x->msg->sender;
+    op->rcpt = rcpt;
+    op->fd = x->msg->fd;
+    op->offset = x->msg->content_offset;
+    op->length = x->msg->content_size;
+}
+
 /* local_exp_leaf - log one final delivery and fold it into the result */
 void local_exp_leaf(local_exp_t *x, const char *to, const char *relay, local_result_t *r,
                     double start)

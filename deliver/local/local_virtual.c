@@ -104,15 +104,9 @@ void local_virtual_mailbox(local_exp_t *x, const char *addr)
     } else if (local_exp_dup(x, 'M', path.data)) {
         goto out;               /* this mailbox already has its copy */
     } else if (owner_ids(st, &op.uid, &op.gid, &r) == 0) {
-        local_prepend(x->msg, addr, &prepend);
         op.op = "maildir";
         op.maildir = path.data;
-        op.prepend = prepend.data;
-        op.sender = x->msg->sender;
-        op.rcpt = addr;
-        op.fd = x->msg->fd;
-        op.offset = x->msg->content_offset;
-        op.length = x->msg->content_size;
+        local_op_message(&op, x, addr, &prepend);
         op.quota = vu.quota;
         local_uid_run(st, &op, &r);
         if (r.status == LOCAL_OK)
