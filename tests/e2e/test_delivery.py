@@ -129,6 +129,34 @@ def test_system_user_byte_for_byte():
         st.wait_queue_empty()
 
 
+def test_forward_file():
+    """A system user's ~/.forward sends a copy to a virtual user and keeps
+    one (backslash user); the user's own copy is written as the user."""
+    require_root()
+    with StorkInstance() as st, TempUser(st.dir) as user:
+        fwd = os.path.join(user.home, ".forward")
+        with open(fwd, "w") as f:
+            f.write("%s, \\%s\n" % (st.vaddr("alice"), user.name))
+        os.chown(fwd, user.uid, user.gid)
+        st.start()
+        wire, stored = tricky_message(b"fwd-1")
+        rcpt = "%s@%s" % (user.name, st.local_domain)
+        code, _ = st.send("sender@client.test", rcpt, wire, mail_options=["BODY=8BITMIME"])
+        assert code == 250
+        own = st.wait_for_maildir(user.maildir, 1)
+        copy = st.wait_for_maildir(st.vmaildir("alice"), 1)
+        assert len(own) == 1 and len(copy) == 1, (own, copy)
+        check_stored(own[0], stored, rcpt, "sender@client.test")
+        assert os.stat(own[0]).st_uid == user.uid
+        data = read_bytes(copy[0])
+        assert data.endswith(stored), "forwarded copy differs from the message"
+        assert b"\nDelivered-To: " + st.vaddr("alice").encode() + b"\n" in data, data[:400]
+        st.wait_queue_empty()
+        assert re.search(r"to=<%s>, orig_to=<%s>, relay=virtual, .*status=sent"
+                         % (re.escape(st.vaddr("alice")), re.escape(rcpt)), st.read_log()), \
+            "no forwarded delivery line with orig_to in the log"
+
+
 def test_swaks_to_virtual_user():
     """A real third-party client: swaks, with a body from the command line."""
     if subprocess.run(["sh", "-c", "command -v swaks"], capture_output=True).returncode:
