@@ -197,7 +197,9 @@ class StorkInstance:
 
     def __init__(self, tmpdir=None, root_mode=None, extra_main_cf=None,
                  virtual_users=None, aliases=None, mynetworks="127.0.0.1/32",
-                 extra_master_cf="", smtpd_maxproc="-", name="stork"):
+                 extra_master_cf="", smtpd_maxproc="-", name="stork",
+                 host="127.0.0.1", port=None, myhostname="mx.stork.test",
+                 local_domain="stork.test", virtual_domain="virt.test"):
         self.root_mode = is_root() if root_mode is None else root_mode
         if self.root_mode:
             require_root()
@@ -216,14 +218,18 @@ class StorkInstance:
         self.vmail_dir = os.path.join(self.dir, "vmail")
         self.maillog = os.path.join(self.dir, "maillog")
         self.master_out = os.path.join(self.dir, "master.out")
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.myhostname = "mx.stork.test"
-        self.local_domain = "stork.test"
-        self.virtual_domain = "virt.test"
+        # host/port: where smtpd listens (a second instance side by side
+        # takes another 127.0.0.x, or a port the test chose); the names
+        # keep two instances' local and virtual domains apart.
+        self.host = host
+        self.port = port or free_port(host)
+        self.myhostname = myhostname
+        self.local_domain = local_domain
+        self.virtual_domain = virtual_domain
         self.mynetworks = mynetworks
         self.extra_main_cf = dict(extra_main_cf or {})
         self.extra_master_cf = extra_master_cf
+        self.smtp_chroot = "n"
         self.smtpd_maxproc = smtpd_maxproc
         self.virtual_users = dict(virtual_users if virtual_users is not None else
                                   {"alice": "secret", "bob": "secret"})
@@ -292,7 +298,7 @@ class StorkInstance:
             "myorigin": self.local_domain,
             "mydestination": "%s, %s, localhost" % (self.myhostname, self.local_domain),
             "mynetworks": self.mynetworks,
-            "inet_interfaces": "127.0.0.1",
+            "inet_interfaces": self.host,
             "alias_maps": "hash:%s/aliases" % self.config_dir,
             "alias_database": "hash:%s/aliases" % self.config_dir,
             "virtual_mailbox_domains": self.virtual_domain,
@@ -334,10 +340,13 @@ class StorkInstance:
             % (self.host, self.port, self.smtpd_maxproc)
         )
         # Optional services, present once their daemon is built.
+        # As conf/master.cf ships them: maxproc "-" for bounce (the
+        # master reads 0 as zero processes, not Postfix's "no limit"), and
+        # smtp not chrooted (smtp_chroot="y" runs it chrooted).
         if os.access(os.path.join(self.libexec_dir, "bounce"), os.X_OK):
-            text += "bounce unix - - n - 0 bounce\n"
+            text += "bounce unix - - n - - bounce\n"
         if os.access(os.path.join(self.libexec_dir, "smtp"), os.X_OK):
-            text += "smtp unix - - y - - smtp\n"
+            text += "smtp unix - - %s - - smtp\n" % self.smtp_chroot
         return text + self.extra_master_cf
 
     def write_master_cf(self):
