@@ -3,6 +3,7 @@
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,9 @@ static void master_serv_set(master_t *m, master_serv_t *s, const master_cf_entry
     s->unpriv = e->unpriv;
     s->chroot = e->chroot;
     s->wakeup = e->wakeup;
-    s->maxproc = e->maxproc >= 0 ? e->maxproc : (int)conf_int(m->conf, "default_process_limit");
+    /* As in Postfix: '-' is default_process_limit, 0 means no limit. */
+    s->maxproc = e->maxproc > 0 ? e->maxproc
+        : e->maxproc == 0 ? INT_MAX : (int)conf_int(m->conf, "default_process_limit");
     free(s->path);
     s->path = cmd[0] == '/' ? xstrdup(cmd)
                             : xasprintf("%s/%s", conf_str(m->conf, "daemon_directory"), cmd);

@@ -100,16 +100,32 @@ static void smtp_params_load(conf_t *c, const char *service)
             p->sasl_tls_noplain = true;
 }
 
-/* smtp_tables_init - remember table names; each opens on first use */
+/* smtp_tables_init - open the tables now, before any chroot (a table
+ * that is missing now is retried at its first use) */
 static void smtp_tables_init(smtp_tables_t *t, char **specs)
 {
+    const char *why;
+
     memset(t, 0, sizeof(*t));
     for (size_t i = 0; specs && specs[i]; i++) {
         t->names = xreallocarray(t->names, t->n + 1, sizeof(*t->names));
         t->t = xreallocarray(t->t, t->n + 1, sizeof(*t->t));
         t->names[t->n] = specs[i];
-        t->t[t->n++] = NULL;
+        if ((t->t[t->n] = table_open(specs[i], &why)) == NULL)
+            msg_warn("cannot open %s: %s", specs[i], why);
+        t->n++;
     }
+}
+
+/* smtp_tables_free - close them (at exit: Berkeley DB pages are only
+ * freed by a close) */
+static void smtp_tables_free(smtp_tables_t *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        table_close(&t->t[i]);
+    free(t->t);
+    free(t->names);
+    memset(t, 0, sizeof(*t));
 }
 
 /* smtp_tables_get - the first table with key wins: 1, 0 none, -1 error */
@@ -118,8 +134,16 @@ int smtp_tables_get(smtp_tables_t *t, const char *key, buf_t *val, const char **
     for (size_t i = 0; i < t->n; i++) {
         int r;
 
-        if (t->t[i] && table_changed(t->t[i]))
-            table_close(&t->t[i]);
+        if (t->t[i] && table_changed(t->t[i])) {
+            /* In a chroot the new file is out of reach: keep the old
+             * handle until the process is replaced (stork reload). */
+            table_t *fresh = table_open(t->names[i], why_r);
+
+            if (fresh) {
+                table_close(&t->t[i]);
+                t->t[i] = fresh;
+            }
+        }
         if (t->t[i] == NULL && (t->t[i] = table_open(t->names[i], why_r)) == NULL)
             return -1;
         if ((r = table_get(t->t[i], key, val, why_r)) != 0)
@@ -492,6 +516,13 @@ static void smtp_stop(service_t *svc)
     smtp_cache_flush();
 }
 
+/* smtp_exit - release what only a close frees (leak checkers look) */
+static void smtp_exit(void)
+{
+    smtp_tables_free(&smtp.tls_policy);
+    smtp_tables_free(&smtp.sasl_passwd);
+}
+
 /* smtp_pre_init - settings, tables, TLS context and resolvers */
 static void smtp_pre_init(service_t *svc)
 {
@@ -506,6 +537,7 @@ static void smtp_pre_init(service_t *svc)
     smtp_params_load(c, service_name(svc));
     smtp_tables_init(&smtp.tls_policy, conf_list(c, smtp_param("smtp_tls_policy_maps")));
     smtp_tables_init(&smtp.sasl_passwd, conf_list(c, smtp_param("smtp_sasl_password_maps")));
+    atexit(smtp_exit);
     if (smtp_tls_init(&smtp, &why) < 0)
         msg_fatal("TLS client set-up: %s", why);
     servers = conf_list(c, "dns_servers");

@@ -197,9 +197,19 @@ static bool sess_auth(smtp_sess_t *sess)
 
     if (!smtp.p.sasl_enable || sess->authed || !(sess->feat.bits & SMTP_FEAT_AUTH))
         return false;
-    if (sess->user == NULL && smtp_sasl_lookup(sess->job, sess->host, &sess->user,
-                                               &sess->pass) <= 0)
-        return false;
+    if (sess->user == NULL) {
+        int r = smtp_sasl_lookup(sess->job, sess->host, &sess->user, &sess->pass);
+
+        if (r < 0) {
+            /* As Postfix: a password table that cannot be read defers the
+             * mail rather than sending it without the login it needs. */
+            sess_fail(sess, "4.3.0", false, "SASL password table lookup failed for %s",
+                      sess->label);
+            return true;
+        }
+        if (r == 0)
+            return false;
+    }
     buf_init(&cmd, 8192);
     if (smtp_sasl_start(sess->feat.auth, sess->user, sess->pass, sess->tls_on, &cmd,
                         &sess->auth_mech, &why) < 0) {

@@ -44,7 +44,7 @@ typedef struct master_cf_entry {
     bool unpriv;            /* drop to mail_owner */
     bool chroot;            /* chroot to queue_directory */
     int wakeup;             /* seconds, 0 = none */
-    int maxproc;            /* -1 = default_process_limit */
+    int maxproc;            /* -1 = default_process_limit, 0 = no limit */
     char **argv;            /* command and its arguments, NULL-terminated */
     size_t argc;
     int line;
