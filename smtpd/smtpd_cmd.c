@@ -51,12 +51,12 @@ static int smtpd_cmd_quit(smtpd_session_t *s, const smtp_cmdline_t *cl)
     return 0;
 }
 
-/* smtpd_cmd_help - HELP */
+/* smtpd_cmd_help - HELP: the commands usable now (as EHLO lists them) */
 static int smtpd_cmd_help(smtpd_session_t *s, const smtp_cmdline_t *cl)
 {
     smtpd_reply(s, 214, "2.0.0", "Commands: EHLO HELO%s%s MAIL RCPT DATA BDAT RSET NOOP QUIT HELP%s",
-                s->srv->set.tls_ctx && !s->srv->set.tls_wrapper ? " STARTTLS" : "",
-                s->srv->set.sasl_enable ? " AUTH" : "", s->srv->set.vrfy_enabled ? " VRFY" : "");
+                s->srv->set.tls_ctx && !s->tls ? " STARTTLS" : "",
+                smtpd_auth_offered(s) ? " AUTH" : "", s->srv->set.vrfy_enabled ? " VRFY" : "");
     return 0;
 }
 

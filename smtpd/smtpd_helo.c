@@ -8,9 +8,35 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "smtp/smtp_reply.h"
 #include "smtpd.h"
 #include "util/xmalloc.h"
+
+/* Characters that would let a HELO name change the structure of the
+ * Received: header or the log line (Postfix's NEUTER_CHARACTERS, applied
+ * to HELO/EHLO the same way): "HELO a (b [1.2.3.4])" must not read as
+ * a second host and address. */
+#define SMTPD_HELO_NEUTER " <>()\\\";@"
+#define SMTPD_HELO_MAX 255              /* RFC 1035 name length */
+
+/* smtpd_helo_name - the client's name as stored: neutered, bounded */
+static char *smtpd_helo_name(const char *arg, size_t len)
+{
+    char *name;
+
+    /* Longer names are cut so the Received: line stays within RFC
+     * 5322's 998 characters; nothing is lost that a real host name has. */
+    if (len > SMTPD_HELO_MAX)
+        len = SMTPD_HELO_MAX;
+    name = xstrndup(arg, len);
+    for (char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 33 || c > 126 || strchr(SMTPD_HELO_NEUTER, c))
+            *p = '?';
+    }
+    return name;
+}
 
 /* smtpd_helo_common - remember the name, reset the transaction */
 static int smtpd_helo_common(smtpd_session_t *s, const smtp_cmdline_t *cl, const char *verb)
@@ -20,7 +46,7 @@ static int smtpd_helo_common(smtpd_session_t *s, const smtp_cmdline_t *cl, const
         return -1;
     }
     free(s->helo);
-    s->helo = xstrndup(cl->arg, cl->arg_len);
+    s->helo = smtpd_helo_name(cl->arg, cl->arg_len);
     smtpd_transaction_reset(s);
     return 0;
 }

@@ -135,7 +135,12 @@ int smtpd_cmd_rcpt(smtpd_session_t *s, const smtp_cmdline_t *cl)
         flags |= SMTP_PARSE_STRICT;
     smtp_err_init(&err);
     if (smtp_parse_rcpt(cl->arg, cl->arg_len, flags, &s->rcpt, &err) < 0) {
-        smtpd_reply(s, err.code, err.dsn, "%s", buf_cstr(&err.text));
+        /* RFC 6531 3.4: a non-ASCII address in a transaction that did
+         * not declare SMTPUTF8 is refused as such, not as bad syntax. */
+        if (cl->has_8bit && !s->mail.smtputf8 && set->smtputf8 && s->esmtp && err.code == 501)
+            smtpd_reply(s, 553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+        else
+            smtpd_reply(s, err.code, err.dsn, "%s", buf_cstr(&err.text));
         smtp_err_free(&err);
         return -1;
     }

@@ -132,9 +132,20 @@ static char *sendmail_full_name(const char *opt, const struct passwd *pw)
 static int sendmail_exec_tool(const char *tool, char **args)
 {
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ssize_t n;
     char *path;
+    gid_t gid = getgid();
+    bool setgid_run = getegid() != gid;
 
+    /* The set-gid group is for writing maildrop/, nothing else: the
+     * tool runs with the user's own ids (all three, so it cannot get
+     * the group back), and a set-gid run never searches the user's
+     * PATH for it. */
+    if (setgid_run && setresgid(gid, gid, gid) < 0) {
+        msg_error("cannot drop the set-gid group: %s", strerror(errno));
+        return EX_OSERR;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
         self[n] = 0;
         char *slash = strrchr(self, '/');
@@ -145,7 +156,8 @@ static int sendmail_exec_tool(const char *tool, char **args)
         execv(path, args);
         free(path);
     }
-    execvp(tool, args);
+    if (!setgid_run)
+        execvp(tool, args);
     msg_error("cannot run %s: %s", tool, strerror(errno));
     return EX_UNAVAILABLE;
 }

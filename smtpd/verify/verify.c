@@ -40,6 +40,7 @@
  *	are written, so smtpd reconnects to a fresh process.
  */
 #include "ipc/ipc.h"
+#include "mail/addr.h"
 #include "mail/resolve.h"
 #include "service/service.h"
 #include "util/buf.h"
@@ -83,13 +84,23 @@ static void client_close(verify_client_t *c)
     service_client_done(svc);
 }
 
+/* verify_addr_text - "<addr>: TEXT" with the address in its external
+ * (quoted where needed) form, as the client wrote it */
+static void verify_addr_text(buf_t *text, const char *addr, const char *what)
+{
+    buf_putc(text, '<');
+    addr_quote(addr, text);
+    buf_puts(text, ">: ");
+    buf_puts(text, what);
+}
+
 /* verify_answer - fill the reply for one address */
 static void verify_answer(const char *addr, ipc_msg_t *reply)
 {
     resolve_result_t res;
     buf_t text;
 
-    buf_init(&text, VERIFY_MAX_ADDR + 256);
+    buf_init(&text, 2 * VERIFY_MAX_ADDR + 256);   /* quoting may double it */
     (void)resolve_refresh(verify_resolver);
     if (strlen(addr) > VERIFY_MAX_ADDR) {
         ipc_put_str(reply, IPC_A_CLASS, "unknown");
@@ -97,13 +108,14 @@ static void verify_answer(const char *addr, ipc_msg_t *reply)
         ipc_put_str(reply, IPC_A_TEXT, "Recipient address rejected: address too long");
     } else if (resolve_addr(verify_resolver, addr, &res) < 0) {
         msg_warn("<%s>: recipient lookup failed: %s", addr, res.why ? res.why : "unknown error");
-        buf_printf(&text, "<%s>: Temporary lookup failure", addr);
+        verify_addr_text(&text, addr, "Temporary lookup failure");
         ipc_put_str(reply, IPC_A_CLASS, "error");
         ipc_put_str(reply, IPC_A_DSN_STATUS, "4.3.0");
         ipc_put_str(reply, IPC_A_TEXT, buf_cstr(&text));
     } else if (res.cls != RESOLVE_REMOTE && !res.known) {
-        buf_printf(&text, "<%s>: Recipient address rejected: User unknown in %s", addr,
-                   res.cls == RESOLVE_LOCAL ? "local recipient table" : "virtual mailbox table");
+        verify_addr_text(&text, addr, res.cls == RESOLVE_LOCAL
+                         ? "Recipient address rejected: User unknown in local recipient table"
+                         : "Recipient address rejected: User unknown in virtual mailbox table");
         ipc_put_str(reply, IPC_A_CLASS, "unknown");
         ipc_put_str(reply, IPC_A_DSN_STATUS, "5.1.1");
         ipc_put_str(reply, IPC_A_TEXT, buf_cstr(&text));
