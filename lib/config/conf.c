@@ -56,6 +56,7 @@ struct conf {
     size_t n_unknown;
     char **grave;           /* invalidated values still owned by callers */
     size_t n_grave;
+    size_t cap_grave;
 };
 
 static char conf_why[1024];
@@ -217,8 +218,30 @@ static int conf_expand_param(conf_t *conf, size_t idx, buf_t *out, int depth,
         buf_free(&host);
         return rc;
     }
-    return conf_expand_text(conf, slot->raw ? slot->raw : conf_default(conf, idx),
-                            out, depth + 1, why_r);
+    if (depth == 0)
+        return conf_expand_text(conf, slot->raw ? slot->raw : conf_default(conf, idx),
+                                out, depth + 1, why_r);
+
+    /*
+     * A nested reference: remember the result like conf_value does. A
+     * value is the same at every depth, and without this "a = $b$b",
+     * "b = $c$c", ... with short or empty values re-expands 2^depth times
+     * (the length cap never triggers). conf_value stores depth 0 itself.
+     */
+    buf_t val;
+    int rc;
+
+    buf_init(&val, CONF_EXPAND_MAX);
+    rc = conf_expand_text(conf, slot->raw ? slot->raw : conf_default(conf, idx),
+                          &val, depth + 1, why_r);
+    if (rc == 0 && buf_append(out, buf_cstr(&val), val.len) < 0) {
+        *why_r = "expansion too long";
+        rc = -1;
+    }
+    if (rc == 0 && slot->cache == NULL)
+        slot->cache = buf_steal(&val);
+    buf_free(&val);
+    return rc;
 }
 
 /* conf_name_len - length of a parameter name at s */
@@ -363,7 +386,11 @@ static void conf_bury(conf_t *conf, char *p)
 {
     if (p == NULL)
         return;
-    conf->grave = xreallocarray(conf->grave, conf->n_grave + 1, sizeof(char *));
+    /* Grow by doubling: a long conf_list buries one string per item. */
+    if (conf->n_grave == conf->cap_grave) {
+        conf->cap_grave = conf->cap_grave ? conf->cap_grave * 2 : 64;
+        conf->grave = xreallocarray(conf->grave, conf->cap_grave, sizeof(char *));
+    }
     conf->grave[conf->n_grave++] = p;
 }
 

@@ -171,6 +171,34 @@ static void test_expand(void)
     buf_free(&errs);
     conf_free(&conf);
 
+    /* fuzz_conf: short or empty values defeat the length cap. Nested
+     * references are remembered, so this is 10 expansions, not 16^9
+     * (which never finished). */
+    {
+        static const char *const chain[] = {
+            "alias_maps", "default_privs", "home_mailbox", "mydestination", "mydomain",
+            "myhostname", "myorigin", "recipient_delimiter", "relayhost", "syslog_name",
+        };
+        size_t n = sizeof(chain) / sizeof(chain[0]);
+        buf_t text;
+
+        buf_init(&text, BUF_NOLIMIT);
+        for (size_t i = 0; i + 1 < n; i++) {
+            buf_printf(&text, "%s =", chain[i]);
+            for (int k = 0; k < 16; k++)
+                buf_printf(&text, "${%s}", chain[i + 1]);
+            buf_putc(&text, '\n');
+        }
+        buf_printf(&text, "%s =\n", chain[n - 1]);
+        conf = open_text(buf_cstr(&text), &why);
+        buf_free(&text);
+        TEST_CHECK(conf != NULL);
+        TEST_INTEQ(validate(conf, &errs), 0);
+        buf_free(&errs);
+        TEST_STREQ(conf_str(conf, "alias_maps"), "");
+        conf_free(&conf);
+    }
+
     /* Bad reference syntax. */
     conf = open_text("myorigin = ${myhostname\n", &why);
     TEST_CHECK(validate(conf, &errs) == 1);
@@ -233,6 +261,27 @@ static void test_override(void)
     TEST_CHECK(strstr(buf_cstr(&errs), "override: max_use: bad integer value \"lots\"\n") != NULL);
     buf_free(&errs);
     conf_free(&conf);
+
+    /* fuzz_conf: a long list survives an override (its items are buried,
+     * which once cost a realloc each: quadratic, seconds under ASan). */
+    {
+        buf_t text;
+        char **held_list;
+
+        buf_init(&text, BUF_NOLIMIT);
+        buf_puts(&text, "mydestination =");
+        for (int i = 0; i < 20000; i++)
+            buf_puts(&text, " d");
+        buf_putc(&text, '\n');
+        conf = open_text(buf_cstr(&text), &why);
+        buf_free(&text);
+        held_list = conf_list(conf, "mydestination");
+        TEST_CHECK(held_list[19999] != NULL && held_list[20000] == NULL);
+        TEST_INTEQ(conf_override(conf, "mydestination=x", &why), 0);
+        TEST_STREQ(conf_list(conf, "mydestination")[0], "x");
+        TEST_STREQ(held_list[19999], "d");                  /* still valid */
+        conf_free(&conf);
+    }
 }
 
 /* foreach_count - conf_foreach callback: count and check order */

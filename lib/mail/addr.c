@@ -271,6 +271,12 @@ static int addr_mailbox_cur(addr_cur_t *c, buf_t *out, const char **why_r)
         *why_r = "address has no domain";
         return -1;
     }
+    /* A bare local part with a (quoted) '@' would read as local@domain in
+     * the internal form: "<\"u@other\">" must not route to "other". */
+    if (memchr(out->data, '@', out->len) != NULL) {
+        *why_r = "bad address syntax";
+        return -1;
+    }
     return 0;
 }
 

@@ -53,6 +53,11 @@ static void test_basic(void)
     BAD("user@example.com>", 0);
     BAD("<user>", 0);
     OK("<Postmaster>", ADDR_FLAG_NO_DOMAIN, "Postmaster");
+    /* fuzz_addr: a quoted '@' in a bare local part would read as a domain */
+    BAD("<\"u@other.example\">", ADDR_FLAG_NO_DOMAIN);
+    BAD("<\"u@\">", ADDR_FLAG_NO_DOMAIN);
+    BAD("\",NEV<u@[\\R\"", ADDR_FLAG_NO_DOMAIN | ADDR_FLAG_NO_BRACKETS);
+    OK("<\"u@other.example\"@d.example>", ADDR_FLAG_NO_DOMAIN, "u@other.example@d.example");
     BAD("<@>", 0);
     BAD("<user@>", 0);
     BAD("<@example.com>", 0);
