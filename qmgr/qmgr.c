@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -55,6 +56,39 @@ void qmgr_log_rcpt(const char *qid, const qfile_t *qf, size_t i, const char *rel
                  qid, qf->rcpts[i].addr, relay, d, d, dsn, status, text);
 }
 
+/* qmgr_active_cap - qmgr_message_active_limit, lowered to what the
+ * open file limit allows: every active message holds its queue file
+ * open, and agent and client connections need descriptors too. Without
+ * this a big queue fills the table, agents cannot be reached ("socket:
+ * Too many open files") and nothing is delivered. */
+#define QMGR_FD_RESERVE 1024            /* connections, index, logs */
+
+static int qmgr_active_cap(int64_t want)
+{
+    struct rlimit rl;
+    int64_t cap;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return (int)want;
+    /* Use what the administrator allows us (the soft limit may be low). */
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t cur = rl.rlim_cur;
+
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return (int)want;
+    cap = (int64_t)rl.rlim_cur > 2 * QMGR_FD_RESERVE ? (int64_t)rl.rlim_cur - QMGR_FD_RESERVE
+                                                      : (int64_t)rl.rlim_cur / 2;
+    if (want <= cap)
+        return (int)want;
+    msg_warn("qmgr_message_active_limit %lld is more than the open file limit (%lld) allows: "
+             "using %lld", (long long)want, (long long)rl.rlim_cur, (long long)cap);
+    return (int)cap;
+}
+
 /* qmgr_exit - at exit (SIGTERM or retirement): mark the index clean.
  * The skeleton handles signals inside the loop, so no index operation
  * is half done when this runs. */
@@ -89,7 +123,7 @@ static void qmgr_post_init(service_t *svc)
         qmgr.bounce_lifetime = qmgr.max_lifetime;
     qmgr.run_delay = conf_int(conf, "queue_run_delay");
     qmgr.ipc_timeout = conf_int(conf, "ipc_timeout");
-    qmgr.active_limit = (int)conf_int(conf, "qmgr_message_active_limit");
+    qmgr.active_limit = qmgr_active_cap(conf_int(conf, "qmgr_message_active_limit"));
     qmgr.delay_warning = conf_int(conf, "delay_warning_time");
     if ((qmgr.resolve = resolve_new(conf, &why)) == NULL)
         msg_fatal("cannot set up address resolution: %s", why);

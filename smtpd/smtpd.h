@@ -87,6 +87,7 @@ typedef struct smtpd_server {
     smtpd_verify_t *verify;
     smtpd_session_t *commit_head;       /* sessions parked for group commit */
     smtpd_session_t **commit_tail;
+    struct smtpd_commit_pool *commit_pool;      /* fsync threads (smtpd_enqueue.c) */
     ipc_conn_t *qmgr;                   /* QMGR_NEW notices */
     int64_t qmgr_retry_ms;              /* no reconnect before this time */
     event_timer_t *qmgr_timer;          /* reconnect after a lost notice */

@@ -7,15 +7,20 @@
  * records as recipients arrive, then the Received: header and the
  * content as it streams in. At the end of the content the session is
  * parked on the commit list. Before the event loop sleeps, the
- * before-sleep hook makes the whole batch durable: fsync of every file,
- * rename to incoming/QID, one fsync of incoming/ for all of them; only
- * then does each session get "250 2.0.0 Ok: queued as QID". A failure
+ * before-sleep hook hands the whole batch to a commit thread, which
+ * makes it durable: fsync of every file, rename to incoming/QID, one
+ * fsync of incoming/ for all of them; only when that is done does the
+ * loop give each session "250 2.0.0 Ok: queued as QID". A failure
  * at any step answers 451 4.3.0 and removes the file. Last, qmgr hears
  * QMGR_NEW {QID} on a persistent connection to public/qmgr (remade
- * lazily; if qmgr is down the message is still safe in incoming/, which
- * qmgr scans when it starts).
+ * lazily, and a second after it is lost; if qmgr is down the message is
+ * still safe in incoming/, which qmgr scans when it starts and whenever
+ * a client connects).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,39 +251,104 @@ static void smtpd_qmgr_notify(smtpd_server_t *srv, const char *qid)
     ipc_msg_free(&m);
 }
 
-/* smtpd_commit_batch - make one batch durable, then answer it */
-static void smtpd_commit_batch(smtpd_server_t *srv, smtpd_session_t *batch)
+/*
+ * The commit threads. Making a batch durable (fsync of each file,
+ * rename, one fsync of incoming/) blocks for a millisecond or more per
+ * file, so it runs in threads while the event loop keeps serving the
+ * other sessions (greetings, EHLO, the next messages' content): a
+ * session's other steps never wait behind someone else's fsync. One
+ * batch is in flight at a time; its files are fsynced and renamed by
+ * up to SMTPD_COMMIT_THREADS threads at once (concurrent fsyncs share
+ * the disk's cache flushes: this disk does 4x more durable commits with
+ * 16 writers than with one), and the thread that finishes the last file
+ * fsyncs incoming/. The threads touch only the batch's writers; the
+ * sessions stay parked, and are not freed (smtpd_session_resume), until
+ * the loop answers them. Meanwhile finished messages wait on the commit
+ * list and go together as the next batch: that is the group commit. A
+ * finished batch comes back through a pipe.
+ */
+#define SMTPD_COMMIT_THREADS 4
+
+typedef struct smtpd_commit_job {
+    smtpd_session_t *batch;             /* the sessions, through commit_next */
+    size_t n;
+    qfile_writer_t **w;                 /* batch order */
+    bool *ok;                           /* fsync and rename done */
+    const char **why;
+    bool dir_ok;
+    size_t next;                        /* the next file to take (pool lock) */
+    size_t ndone;                       /* files finished (pool lock) */
+} smtpd_commit_job_t;
+
+typedef struct smtpd_commit_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    smtpd_commit_job_t *job;            /* in flight: the threads work on it */
+    smtpd_commit_job_t *done;           /* finished, for the loop */
+    int pipe[2];                        /* threads → loop */
+    unsigned nthreads;
+} smtpd_commit_pool_t;
+
+/* smtpd_commit_job_new - the parked list as one job */
+static smtpd_commit_job_t *smtpd_commit_job_new(smtpd_session_t *batch)
 {
-    size_t n = 0, i = 0, ncommitted = 0;
-    bool dir_ok = true;
-    char **qids;
-    bool *ok;
-    const char *why;
+    smtpd_commit_job_t *job = xcalloc(1, sizeof(*job));
+    size_t i = 0;
 
     for (smtpd_session_t *s = batch; s; s = s->commit_next)
-        n++;
-    qids = xcalloc(n, sizeof(*qids));
-    ok = xcalloc(n, sizeof(*ok));
-    for (smtpd_session_t *s = batch; s; s = s->commit_next, i++) {
-        if (qfile_sync(s->qf, &why) < 0 || qfile_commit(s->qf, &why) < 0) {
-            msg_warn("%s: cannot commit the queue file: %s", s->qid, why);
-            continue;
-        }
-        ok[i] = true;
-        ncommitted++;
-    }
-    if (ncommitted && queue_sync_dir(".", QUEUE_INCOMING) < 0) {
+        job->n++;
+    job->batch = batch;
+    job->w = xcalloc(job->n, sizeof(*job->w));
+    job->ok = xcalloc(job->n, sizeof(*job->ok));
+    job->why = xcalloc(job->n, sizeof(*job->why));
+    for (smtpd_session_t *s = batch; s; s = s->commit_next)
+        job->w[i++] = s->qf;
+    return job;
+}
+
+static void smtpd_commit_job_free(smtpd_commit_job_t *job)
+{
+    free(job->w);
+    free(job->ok);
+    free(job->why);
+    free(job);
+}
+
+/* smtpd_commit_file - fsync and rename file i (any thread: no logging,
+ * no session state, only this writer) */
+static void smtpd_commit_file(smtpd_commit_job_t *job, size_t i)
+{
+    job->ok[i] = qfile_sync(job->w[i], &job->why[i]) == 0
+        && qfile_commit(job->w[i], &job->why[i]) == 0;
+}
+
+/* smtpd_commit_dir - after every file of the job: one fsync of incoming/
+ * makes all the renames durable */
+static void smtpd_commit_dir(smtpd_commit_job_t *job)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < job->n; i++)
+        any |= job->ok[i];
+    job->dir_ok = !any || queue_sync_dir(".", QUEUE_INCOMING) == 0;
+}
+
+/* smtpd_commit_answer - in the loop: 250 or 451 to every session of a
+ * job whose work is done, then the notices to qmgr */
+static void smtpd_commit_answer(smtpd_server_t *srv, smtpd_commit_job_t *job)
+{
+    char **qids = xcalloc(job->n ? job->n : 1, sizeof(*qids));
+    size_t i = 0;
+
+    if (!job->dir_ok)
         /* The renames may not survive a crash: take them back rather
          * than acknowledge mail that could vanish. */
-        msg_warn("cannot sync the %s directory: %m", QUEUE_INCOMING);
-        dir_ok = false;
-    }
-    i = 0;
-    for (smtpd_session_t *s = batch, *next; s; s = next, i++) {
+        msg_warn("cannot sync the %s directory", QUEUE_INCOMING);
+    for (smtpd_session_t *s = job->batch, *next; s; s = next, i++) {
         next = s->commit_next;
         s->commit_next = NULL;
         s->parked = false;
-        if (ok[i] && dir_ok) {
+        if (job->ok[i] && job->dir_ok) {
             if (s->message_id)
                 msg_info("%s: message-id=%s", s->qid, s->message_id + strspn(s->message_id, " \t"));
             smtpd_reply(s, 250, "2.0.0", "Ok: queued as %s", s->qid);
@@ -288,46 +358,180 @@ static void smtpd_commit_batch(smtpd_server_t *srv, smtpd_session_t *batch)
             s->error_count = 0;
             s->junk_count = 0;
         } else {
-            if (ok[i]) {
+            if (job->ok[i]) {
                 char *path = xasprintf("%s/%s", QUEUE_INCOMING, s->qid);
                 if (unlink(path) < 0 && errno != ENOENT)
                     msg_warn("%s: cannot remove %s: %m", s->qid, path);
                 free(path);
                 qfile_writer_free(&s->qf);
+            } else {
+                msg_warn("%s: cannot commit the queue file: %s", s->qid,
+                         job->why[i] ? job->why[i] : "unknown error");
             }
             smtpd_reply(s, 451, "4.3.0", "Error: queue file write error");
         }
         smtpd_transaction_reset(s);
         smtpd_session_resume(s);
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < job->n; i++) {
         if (qids[i])
             smtpd_qmgr_notify(srv, qids[i]);
         free(qids[i]);
     }
     free(qids);
-    free(ok);
+    smtpd_commit_job_free(job);
 }
 
-/* smtpd_commit_hook - before the loop sleeps: commit what is parked */
+/* smtpd_commit_thread - take files of the job in flight; the thread
+ * that finishes its last file syncs the directory and hands it back */
+static void *smtpd_commit_thread(void *ctx)
+{
+    smtpd_commit_pool_t *pool = ctx;
+
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        smtpd_commit_job_t *job = pool->job;
+        size_t i;
+        char c = 1;
+
+        if (job == NULL || job->next == job->n) {
+            pthread_cond_wait(&pool->cv, &pool->mu);
+            continue;
+        }
+        i = job->next++;
+        pthread_mutex_unlock(&pool->mu);
+        smtpd_commit_file(job, i);
+        pthread_mutex_lock(&pool->mu);
+        if (++job->ndone < job->n)
+            continue;
+        /* The last file is done: the renames are all made. The job stays
+         * in flight (the loop starts no other) until it is handed back. */
+        pthread_mutex_unlock(&pool->mu);
+        smtpd_commit_dir(job);
+        pthread_mutex_lock(&pool->mu);
+        pool->job = NULL;
+        pool->done = job;
+        /* A full pipe already holds a wake-up: losing this byte is fine. */
+        while (write(pool->pipe[1], &c, 1) < 0 && errno == EINTR)
+            ;
+    }
+    return NULL;
+}
+
+/* smtpd_commit_submit - give the parked list to the threads (or, without
+ * threads, commit it right here) */
+static void smtpd_commit_submit(smtpd_server_t *srv)
+{
+    smtpd_commit_pool_t *pool = srv->commit_pool;
+    smtpd_commit_job_t *job = smtpd_commit_job_new(srv->commit_head);
+
+    srv->commit_head = NULL;
+    srv->commit_tail = &srv->commit_head;
+    if (pool == NULL) {
+        for (size_t i = 0; i < job->n; i++)
+            smtpd_commit_file(job, i);
+        smtpd_commit_dir(job);
+        smtpd_commit_answer(srv, job);
+        return;
+    }
+    pthread_mutex_lock(&pool->mu);
+    pool->job = job;
+    /* Wake as many threads as there are files to take. */
+    for (size_t i = 0; i < job->n && i < pool->nthreads; i++)
+        pthread_cond_signal(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* smtpd_commit_busy - is a batch in flight (or finished, not answered)? */
+static bool smtpd_commit_busy(smtpd_server_t *srv)
+{
+    smtpd_commit_pool_t *pool = srv->commit_pool;
+    bool busy;
+
+    if (pool == NULL)
+        return false;
+    pthread_mutex_lock(&pool->mu);
+    busy = pool->job != NULL || pool->done != NULL;
+    pthread_mutex_unlock(&pool->mu);
+    return busy;
+}
+
+/* smtpd_commit_done - the pipe: answer the finished batch */
+static void smtpd_commit_done(event_loop_t *loop, int fd, unsigned mask, void *ctx)
+{
+    smtpd_server_t *srv = ctx;
+    smtpd_commit_pool_t *pool = srv->commit_pool;
+    smtpd_commit_job_t *job;
+    char drain[64];
+
+    while (read(fd, drain, sizeof(drain)) > 0)
+        ;
+    pthread_mutex_lock(&pool->mu);
+    job = pool->done;
+    pool->done = NULL;
+    pthread_mutex_unlock(&pool->mu);
+    if (job)
+        smtpd_commit_answer(srv, job);
+}
+
+/* smtpd_commit_hook - before the loop sleeps: start the next batch if
+ * none is in flight */
 static void smtpd_commit_hook(event_loop_t *loop, void *ctx)
 {
     smtpd_server_t *srv = ctx;
 
-    /* Answering a batch may let a pipelining session finish its next
-     * message at once: loop until nothing is parked. */
-    while (srv->commit_head) {
-        smtpd_session_t *batch = srv->commit_head;
-        srv->commit_head = NULL;
-        srv->commit_tail = &srv->commit_head;
-        smtpd_commit_batch(srv, batch);
+    /* Without threads: answering a batch may let a pipelining session
+     * finish its next message at once, so go on until none is parked. */
+    while (srv->commit_head && !smtpd_commit_busy(srv)) {
+        smtpd_commit_submit(srv);
+        if (srv->commit_pool)
+            break;
     }
 }
 
-/* smtpd_enqueue_init - the group commit hook */
+/* smtpd_commit_pool_new - the threads; NULL (commit in the loop) if
+ * they cannot be made */
+static smtpd_commit_pool_t *smtpd_commit_pool_new(smtpd_server_t *srv)
+{
+    smtpd_commit_pool_t *pool = xcalloc(1, sizeof(*pool));
+    sigset_t all, old;
+
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    if (pipe2(pool->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        msg_warn("commit threads: pipe: %m (committing in the event loop)");
+        free(pool);
+        return NULL;
+    }
+    /* Signals belong to the event loop's thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 0; i < SMTPD_COMMIT_THREADS; i++) {
+        pthread_t t;
+
+        if (pthread_create(&t, NULL, smtpd_commit_thread, pool) != 0)
+            break;
+        pthread_detach(t);
+        pool->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pool->nthreads == 0) {
+        msg_warn("commit threads: cannot start one (committing in the event loop)");
+        close(pool->pipe[0]);
+        close(pool->pipe[1]);
+        free(pool);
+        return NULL;
+    }
+    if (event_fd_add(srv->loop, pool->pipe[0], EVENT_READ, smtpd_commit_done, srv) < 0)
+        msg_fatal("commit threads: cannot watch the pipe: %m");
+    return pool;
+}
+
+/* smtpd_enqueue_init - the group commit hook and its threads */
 void smtpd_enqueue_init(smtpd_server_t *srv)
 {
     srv->commit_head = NULL;
     srv->commit_tail = &srv->commit_head;
+    srv->commit_pool = smtpd_commit_pool_new(srv);
     event_before_sleep(srv->loop, smtpd_commit_hook, srv);
 }

@@ -422,7 +422,11 @@ void smtpd_session_resume(smtpd_session_t *s)
      * anything more is read. */
     if (s->starttls_pending && s->out.len == 0 && !s->dead)
         smtpd_tls_begin(s);
-    if (s->dead || (s->quit && s->out.len == 0) || (s->eof && !smtpd_session_waiting(s))) {
+    /* A parked session's queue file is being committed (by the commit
+     * thread, or it is on the commit list): it is freed only after the
+     * commit has answered it (smtpd_enqueue.c). */
+    if (!s->parked && (s->dead || (s->quit && s->out.len == 0)
+                       || (s->eof && !smtpd_session_waiting(s)))) {
         smtpd_session_free(s);
         return;
     }
@@ -487,6 +491,12 @@ static void smtpd_session_io(event_loop_t *loop, int fd, unsigned mask, void *ct
          * tarpit): epoll keeps reporting it, so end the session now. */
         s->eof = true;
         s->dead = true;
+    } else if (mask & EVENT_ERROR) {
+        /* Hang-up while the message is being committed: stop watching
+         * (epoll would report it on every turn until the commit ends);
+         * the session ends when the commit has answered it. */
+        s->eof = true;
+        event_fd_del(loop, fd);
     }
     smtpd_session_resume(s);
 }
@@ -510,8 +520,8 @@ static void smtpd_session_timer(event_loop_t *loop, void *ctx)
     int64_t deadline = idle_end < session_end ? idle_end : session_end;
 
     s->timer = NULL;
-    /* A message being committed is never cut off: the commit runs
-     * before the loop sleeps, so this wait is short. */
+    /* A message being committed is never cut off: the commit takes
+     * milliseconds, so this wait is short. */
     if (s->parked) {
         s->timer = event_timer_add(loop, 1000, smtpd_session_timer, s);
         return;

@@ -85,6 +85,27 @@ int maildir_make(const char *dir)
     return ret;
 }
 
+/* maildir_ready - tmp/, new/ and cur/ exist (the common case: three
+ * lookups), or are made. maildir_make costs a mkdir per path component,
+ * and each takes its parent directory's lock even when the directory
+ * exists, which serializes concurrent deliveries under one base. */
+static int maildir_ready(const char *dir)
+{
+    static const char *const subs[] = {"tmp", "new", "cur"};
+    struct stat st;
+    buf_t path;
+    bool ok = true;
+
+    buf_init(&path, BUF_NOLIMIT);
+    for (size_t i = 0; ok && i < 3; i++) {
+        buf_reset(&path);
+        buf_printf(&path, "%s/%s", dir, subs[i]);
+        ok = stat(path.data, &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    buf_free(&path);
+    return ok ? 0 : maildir_make(dir);
+}
+
 /* copy_write - write all of p, counting bytes and bare LFs */
 static int copy_write(maildir_copy_t *c, const char *p, size_t n)
 {
@@ -242,7 +263,7 @@ int maildir_deliver(const char *dir, const maildir_input_t *in, maildir_result_t
     res->size = 0;
     buf_reset(&res->path);
     res->dsn[0] = 0;
-    if (maildir_make(dir) < 0)
+    if (maildir_ready(dir) < 0)
         return maildir_fail(res, errno, "create maildir", dir);
     qret = maildir_quota_check(dir, in->quota, in->prepend_len + in->length, &usage, &why);
     if (qret > 0) {
