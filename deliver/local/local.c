@@ -130,15 +130,6 @@ void local_tables_close(local_tables_t *t)
     t->n = 0;
 }
 
-/* qpath_ok - a queue path from qmgr: "queue/ID", relative, no "..". */
-static bool qpath_ok(const char *p)
-{
-    const char *slash = strchr(p, '/');
-
-    return slash && p[0] != '/' && strchr(slash + 1, '/') == NULL && qid_valid(slash + 1)
-        && strstr(p, "..") == NULL;
-}
-
 /* reply_rcpt - one DELIVER_RCPT frame */
 static void reply_rcpt(ipc_conn_t *conn, uint64_t index, const local_result_t *r)
 {
@@ -169,23 +160,9 @@ static void reply_done(ipc_conn_t *conn, uint64_t status)
 /* open_message - open and check the queue file named in the request */
 static int open_message(local_msg_t *msg, const char *qpath, const char **why_r)
 {
-    if (!qpath_ok(qpath)) {
-        *why_r = "bad queue file path";
+    if (qfile_open_request(qpath, msg->content_offset, msg->content_size, &msg->fd,
+                           &msg->qf, why_r) < 0)
         return -1;
-    }
-    if ((msg->fd = open(qpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-        *why_r = strerror(errno);
-        return -1;
-    }
-    if (qfile_read(msg->fd, &msg->qf, why_r) < 0)
-        return -1;
-    /* qmgr read the same file: a mismatch means it is not the file qmgr
-     * meant, or it changed; deliver nothing from it. */
-    if (msg->qf.content_offset != msg->content_offset
-        || msg->qf.content_size != msg->content_size) {
-        *why_r = "queue file content offset or size does not match the request";
-        return -1;
-    }
     msg->arrival_sec = msg->qf.arrival_sec;
     msg->arrival_usec = msg->qf.arrival_usec;
     return local_delivered_scan(msg, why_r);

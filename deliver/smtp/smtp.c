@@ -317,15 +317,6 @@ void smtp_job_session_done(smtp_job_t *job)
     smtp_job_next_target(job);
 }
 
-/* qpath_ok - "queue/ID", relative, no ".." */
-static bool qpath_ok(const char *p)
-{
-    const char *slash = strchr(p, '/');
-
-    return slash && p[0] != '/' && strchr(slash + 1, '/') == NULL && qid_valid(slash + 1)
-        && strstr(p, "..") == NULL;
-}
-
 /* smtp_job_scan8 - does the content have 8-bit bytes? (when FLAGS do not say) */
 static bool smtp_job_scan8(smtp_job_t *job)
 {
@@ -350,21 +341,9 @@ static bool smtp_job_scan8(smtp_job_t *job)
 /* smtp_job_open - the queue file named by the request, checked */
 static int smtp_job_open(smtp_job_t *job, const char *qpath, const char **why_r)
 {
-    if (!qpath_ok(qpath)) {
-        *why_r = "bad queue file path";
+    if (qfile_open_request(qpath, job->content_offset, job->content_size, &job->fd,
+                           &job->qf, why_r) < 0)
         return -1;
-    }
-    if ((job->fd = open(qpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-        *why_r = strerror(errno);
-        return -1;
-    }
-    if (qfile_read(job->fd, &job->qf, why_r) < 0)
-        return -1;
-    if (job->qf.content_offset != job->content_offset
-        || job->qf.content_size != job->content_size) {
-        *why_r = "queue file content offset or size does not match the request";
-        return -1;
-    }
     job->arrival_sec = job->qf.arrival_sec;
     job->arrival_usec = job->qf.arrival_usec;
     if (job->flags_given)

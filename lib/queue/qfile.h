@@ -37,6 +37,13 @@
  *	(never trusts a length). qf.rcpts[i].status_offset is where
  *	qfile_mark_rcpt() writes the status byte.
  *	qfile_attr(&qf, "client_address") → value or NULL.
+ *	qfile_open_request(qpath, offset, size, &fd, &qf, &why): a delivery
+ *	agent's open of the file a DELIVER_REQ names: qpath must be
+ *	"QUEUE/QID" (relative, no "..", a valid id), opened O_NOFOLLOW,
+ *	read with qfile_read, and its content offset and size must match
+ *	what qmgr sent (else it is not the file qmgr meant). On -1, *fd_r
+ *	may be open (>= 0) and qf partly filled: the caller closes and frees
+ *	as after success.
  * LIMITS
  *	A record is at most QFILE_MAX_RECORD bytes; at most
  *	QFILE_MAX_RCPTS recipients.
@@ -112,6 +119,8 @@ typedef struct qfile {
 } qfile_t;
 
 int qfile_read(int fd, qfile_t *qf, const char **why_r);
+int qfile_open_request(const char *qpath, off_t content_offset, uint64_t content_size,
+                       int *fd_r, qfile_t *qf, const char **why_r);
 const char *qfile_attr(const qfile_t *qf, const char *name);
 void qfile_free(qfile_t *qf);
 int qfile_mark_rcpt(int fd, off_t status_offset, char status);

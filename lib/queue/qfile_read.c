@@ -5,6 +5,7 @@
  * must end the file. Anything else is a torn or garbled file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,4 +281,36 @@ int qfile_mark_rcpt(int fd, off_t status_offset, char status)
             errno = EIO;
         return -1;
     }
+}
+
+/* qfile_qpath_ok - a queue path from qmgr: "QUEUE/QID", relative, no ".." */
+static bool qfile_qpath_ok(const char *p)
+{
+    const char *slash = strchr(p, '/');
+
+    return slash && p[0] != '/' && strchr(slash + 1, '/') == NULL && qid_valid(slash + 1)
+        && strstr(p, "..") == NULL;
+}
+
+/* qfile_open_request - open, read and check the file a request names */
+int qfile_open_request(const char *qpath, off_t content_offset, uint64_t content_size,
+                       int *fd_r, qfile_t *qf, const char **why_r)
+{
+    if (!qfile_qpath_ok(qpath)) {
+        *why_r = "bad queue file path";
+        return -1;
+    }
+    if ((*fd_r = open(qpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        *why_r = strerror(errno);
+        return -1;
+    }
+    if (qfile_read(*fd_r, qf, why_r) < 0)
+        return -1;
+    /* qmgr read the same file: a mismatch means it is not the file qmgr
+     * meant, or it changed; deliver nothing from it. */
+    if (qf->content_offset != content_offset || qf->content_size != content_size) {
+        *why_r = "queue file content offset or size does not match the request";
+        return -1;
+    }
+    return 0;
 }
