@@ -204,6 +204,12 @@ DESC = {
     "queue_directory": "The queue: incoming/, active/, deferred/, hold/, corrupt/ and "
                        "maildrop/, the private/ and public/ sockets, and the index "
                        "(index/queue.db); also smtpd's chroot.",
+    "queue_directory_fsync": "Also fsync incoming/ after each batch of new queue files. "
+                             "Off by default: a queue file is written under its final name "
+                             "and its fsync makes its directory entry durable too on Linux "
+                             "file systems (ext4, XFS, btrfs), so the 250 waits for one "
+                             "flush, as in Postfix. Turn it on for a queue on a file system "
+                             "that does not promise that.",
     "queue_run_delay": "How often qmgr(8) scans deferred/ for messages that are due.",
     "recipient_delimiter": "The separator of address extensions (ann+list@): the part "
                            "after it is ignored when finding the user.",
@@ -211,6 +217,10 @@ DESC = {
                              "whose processes fail at start-up.",
     "setgid_group": "The group that owns maildrop/ and the set-gid sendmail(1).",
     "smtpd_banner": "The text after 220 in the SMTP greeting.",
+    "smtpd_client_limit": "Sessions one smtpd(8) process serves on its event loop (the "
+                          "master starts another process when all are full, up to the "
+                          "service's maxproc). The open file limit is raised to fit, or the "
+                          "limit is lowered with a warning.",
     "smtpd_error_sleep_time": "Delay of each reply once a client has made more than "
                               "smtpd_soft_error_limit errors.",
     "smtpd_forbid_bare_newline": "Refuse bare LF and bare CR in DATA and commands: only "

@@ -156,7 +156,7 @@ int qmgr_message_activate(const char *qid, const char *from)
     }
     msg->rs = xcalloc(msg->qf.nrcpts, sizeof(*msg->rs));
     struct stat st;
-    msg->delay_warned = fstat(fd, &st) == 0 && (st.st_mode & S_IXUSR);
+    msg->delay_warned = fstat(fd, &st) == 0 && (st.st_mode & QFILE_MODE_WARNED);
     msg->next = qmgr.active;
     if (qmgr.active)
         qmgr.active->prev = msg;
@@ -249,10 +249,10 @@ static void qmgr_notice_done(qmgr_msg_t *msg, void *ctx, int status, const char 
             msg->rs[i].result = QR_DEFER;   /* the report is retried with the message */
     }
     if (q->kind == QMGR_N_DELAYED && status == 0) {
-        /* remembered on the file itself (owner-execute bit): survives
+        /* remembered on the file itself (group-execute bit): survives
          * an index rebuild and every rename */
         struct stat st;
-        if (fstat(msg->fd, &st) < 0 || fchmod(msg->fd, (st.st_mode & 07777) | S_IXUSR) < 0)
+        if (fstat(msg->fd, &st) < 0 || fchmod(msg->fd, (st.st_mode & 07777) | QFILE_MODE_WARNED) < 0)
             msg_warn("%s: cannot record the delay warning: %m", msg->qid);
         msg->delay_warned = true;
     }

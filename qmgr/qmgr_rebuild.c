@@ -24,8 +24,9 @@ static int qid_cmp(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
-/* qmgr_remove_stale_temp - an incoming/t.* file untouched for an hour
- * belongs to a writer that died before committing */
+/* qmgr_remove_stale_temp - an incomplete incoming/ file (no owner-execute
+ * bit; t.* from older versions) untouched for an hour belongs to a writer
+ * that died before committing */
 static void qmgr_remove_stale_temp(const char *queue, const char *name)
 {
     struct stat st;
@@ -39,6 +40,19 @@ static void qmgr_remove_stale_temp(const char *queue, const char *name)
             msg_warn("cannot remove %s: %m", path);
     }
     free(path);
+}
+
+/* qmgr_file_complete - an incoming/ file is committed once its writer
+ * set the owner-execute bit (lib/queue/qfile_write.c); until then it is
+ * being written and is not ours to read */
+static bool qmgr_file_complete(const char *queue, const char *name)
+{
+    struct stat st;
+    char *path = xasprintf("%s/%s/%s", qmgr.qdir, queue, name);
+    bool ok = lstat(path, &st) == 0 && S_ISREG(st.st_mode) && qfile_mode_complete(st.st_mode);
+
+    free(path);
+    return ok;
 }
 
 /* qmgr_list_dir - the queue ids in one queue directory, sorted */
@@ -60,6 +74,10 @@ static size_t qmgr_list_dir(const char *queue, qid_buf_t **ids_r, bool clean_tem
         if (de->d_name[0] == '.')
             continue;
         if (qid_valid(de->d_name)) {
+            if (clean_temp && !qmgr_file_complete(queue, de->d_name)) {
+                qmgr_remove_stale_temp(queue, de->d_name);
+                continue;
+            }
             if (n == cap) {
                 cap = cap ? 2 * cap : 64;
                 ids = xreallocarray(ids, cap, sizeof(*ids));

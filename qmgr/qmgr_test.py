@@ -298,6 +298,7 @@ def test_flow(inst):
     torn = good[:-1] + ("0" if good[-1] != "0" else "1")
     with open(os.path.join(inst.q, "incoming", torn), "wb") as f:
         f.write(data[:-3])
+    os.chmod(os.path.join(inst.q, "incoming", torn), 0o700)    # marked complete, yet torn
     os.rename(os.path.join(scratch, "incoming", good), os.path.join(inst.q, "incoming", good))
     inst.notify_many([torn, good])
     check(wait_for(lambda: torn in inst.files("corrupt")), "torn file moved to corrupt/")
@@ -310,6 +311,14 @@ def test_flow(inst):
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     fresh = os.path.join(inst.q, "incoming", "t.0000000000000001")
     open(fresh, "w").close()
+    # incoming/QID without the owner-execute bit: a writer still at work
+    # (kept, never read) or one that died an hour ago (removed)
+    for name, age in (("1J0000000000000A", 7200), ("1J0000000000000B", 0)):
+        p = os.path.join(inst.q, "incoming", name)
+        with open(p, "wb") as f:
+            f.write(data)
+        os.chmod(p, 0o600)
+        os.utime(p, (time.time() - age, time.time() - age))
 
     # a lost notice: the file is found at the next start (below) or scan
     return inst.enqueue("s@localhost", ["ok-lost@localhost"], b"Subject: lost\r\n\r\nq\r\n", notify=False)
@@ -342,6 +351,11 @@ def test_crash(inst, lost_qid):
     check(not os.path.exists(os.path.join(inst.q, "incoming", "t.0000000000000000")), "stale temp file removed")
     check(os.path.exists(os.path.join(inst.q, "incoming", "t.0000000000000001")), "fresh temp file kept")
     os.unlink(os.path.join(inst.q, "incoming", "t.0000000000000001"))
+    check(not os.path.exists(os.path.join(inst.q, "incoming", "1J0000000000000A")),
+          "stale uncommitted file removed")
+    check(os.path.exists(os.path.join(inst.q, "incoming", "1J0000000000000B"))
+          and "1J0000000000000B: from=" not in inst.logtext(), "uncommitted file left alone")
+    os.unlink(os.path.join(inst.q, "incoming", "1J0000000000000B"))
 
     # kill -9 in the middle of a batch of slow deliveries
     qids = [inst.enqueue("s@localhost", [f"slow{i}@localhost"], f"Subject: {i}\r\n\r\nbody {i}\r\n".encode(),

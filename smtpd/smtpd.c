@@ -12,8 +12,8 @@
  *	acknowledges a message only once its file and the directory are
  *	durable (group commit across sessions), then tells qmgr
  *	(public/qmgr) with QMGR_NEW.
- *	One process serves up to 100 sessions (client_limit) on one event
- *	loop; the master runs more processes as needed.
+ *	One process serves up to smtpd_client_limit (500) sessions on one
+ *	event loop; the master runs more processes as needed.
  * PARAMETERS
  *	myhostname, smtpd_banner, message_size_limit, mynetworks,
  *	smtputf8_enable, line_length_limit, smtpd_timeout,
@@ -51,7 +51,7 @@
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
-#define SMTPD_CLIENT_LIMIT 100
+#define SMTPD_CLIENT_LIMIT 500         /* smtpd_client_limit overrides */
 #define SMTPD_VERIFY_PATH "private/verify"
 
 static smtpd_server_t smtpd_server;

@@ -8,8 +8,10 @@
  * content as it streams in. At the end of the content the session is
  * parked on the commit list. Before the event loop sleeps, the
  * before-sleep hook hands the whole batch to a commit thread, which
- * makes it durable: fsync of every file, rename to incoming/QID, one
- * fsync of incoming/ for all of them; only when that is done does the
+ * makes it durable: each file (written as incoming/QID) gets its
+ * completion mark and its fsync, which on Linux file systems makes its
+ * name durable too (lib/queue/qfile_write.c; queue_directory_fsync = yes
+ * adds one fsync of incoming/ per batch); only when that is done does the
  * loop give each session "250 2.0.0 Ok: queued as QID". A failure
  * at any step answers 451 4.3.0 and removes the file. Last, qmgr hears
  * QMGR_NEW {QID} on a persistent connection to public/qmgr (remade
@@ -49,7 +51,7 @@ static void smtpd_enqueue_proto(const smtpd_session_t *s, bool utf8, char *out, 
              s->tls_active ? "S" : "", s->sasl_username ? "A" : "");
 }
 
-/* smtpd_enqueue_open - create incoming/t.QID with the envelope so far */
+/* smtpd_enqueue_open - create incoming/QID with the envelope so far */
 int smtpd_enqueue_open(smtpd_session_t *s, const char **why_r)
 {
     struct timeval tv;
@@ -252,8 +254,8 @@ static void smtpd_qmgr_notify(smtpd_server_t *srv, const char *qid)
 }
 
 /*
- * The commit threads. Making a batch durable (fsync of each file,
- * rename, one fsync of incoming/) blocks for a millisecond or more per
+ * The commit threads. Making a batch durable (fsync of each file, and
+ * with queue_directory_fsync one of incoming/) blocks for a millisecond or more per
  * file, so it runs in threads while the event loop keeps serving the
  * other sessions (greetings, EHLO, the next messages' content): a
  * session's other steps never wait behind someone else's fsync. One
@@ -323,14 +325,14 @@ static void smtpd_commit_file(smtpd_commit_job_t *job, size_t i)
 }
 
 /* smtpd_commit_dir - after every file of the job: one fsync of incoming/
- * makes all the renames durable */
+ * for all of them, when queue_directory_fsync asks for it */
 static void smtpd_commit_dir(smtpd_commit_job_t *job)
 {
     bool any = false;
 
     for (size_t i = 0; i < job->n; i++)
         any |= job->ok[i];
-    job->dir_ok = !any || queue_sync_dir(".", QUEUE_INCOMING) == 0;
+    job->dir_ok = !any || queue_commit_dir(".", QUEUE_INCOMING) == 0;
 }
 
 /* smtpd_commit_answer - in the loop: 250 or 451 to every session of a

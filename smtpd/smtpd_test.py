@@ -14,7 +14,9 @@ wrapper mode and AUTH against a certificate and a virtual user made at
 test time (openssl req, openssl passwd -6), the real verify service
 checking the password.
 """
+import fcntl
 import os
+import stat
 import select
 import shutil
 import smtplib
@@ -142,11 +144,10 @@ class QmgrServer(UnixServer):
 # --- the fake master ----------------------------------------------------
 def spawn(argv, lsock, status_w):
     """Run a daemon as stork-master does: status pipe on 3, listener on 4."""
-    lfd = os.dup(lsock.fileno())
-    sfd = os.dup(status_w)
-    # Move both out of the way of 3 and 4 before placing them.
-    lfd_hi = os.dup2(lfd, 40)
-    sfd_hi = os.dup2(sfd, 41)
+    # Copies above 3 and 4 (F_DUPFD_CLOEXEC takes the lowest free number >= 100,
+    # so no descriptor in use, by us or a thread, is overwritten).
+    lfd_hi = fcntl.fcntl(lsock.fileno(), fcntl.F_DUPFD_CLOEXEC, 100)
+    sfd_hi = fcntl.fcntl(status_w, fcntl.F_DUPFD_CLOEXEC, 100)
 
     def place():
         # Runs in the child before exec; dup2 makes 3 and 4
@@ -157,7 +158,7 @@ def spawn(argv, lsock, status_w):
         os.close(lfd_hi)
 
     proc = subprocess.Popen(argv, preexec_fn=place, close_fds=False, stdin=subprocess.DEVNULL)
-    for fd in (lfd, sfd, lfd_hi, sfd_hi):
+    for fd in (lfd_hi, sfd_hi):
         os.close(fd)
     return proc
 
@@ -210,13 +211,20 @@ class Smtpd:
         except FileNotFoundError:
             return ""
 
+    def _committed(self, name):
+        """incoming/ files are committed once the owner-execute bit is set"""
+        try:
+            return bool(os.lstat(os.path.join(self.qdir, "incoming", name)).st_mode & stat.S_IXUSR)
+        except FileNotFoundError:
+            return False
+
     def incoming(self):
-        """Committed queue files (temp files t.QID excluded)."""
+        """Committed queue files (files still being written excluded)."""
         return sorted(n for n in os.listdir(os.path.join(self.qdir, "incoming"))
-                      if not n.startswith("t."))
+                      if self._committed(n))
 
     def temp_files(self):
-        return [n for n in os.listdir(os.path.join(self.qdir, "incoming")) if n.startswith("t.")]
+        return [n for n in os.listdir(os.path.join(self.qdir, "incoming")) if not self._committed(n)]
 
 
 class Raw:

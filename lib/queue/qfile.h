@@ -19,17 +19,25 @@
  *	Recipient status: QFILE_RCPT_PENDING '-', QFILE_RCPT_DONE 'D'
  *	(delivered or bounced: nothing more to do).
  *	Queue directories: incoming active deferred hold corrupt, flat,
- *	files named by queue id; a file being written is "incoming/t.QID".
+ *	files named by queue id. A file in incoming/ is written under its
+ *	final name with mode 0600 and is complete once its owner-execute
+ *	bit is set (0700, qfile_mode_complete); files in maildrop/ are
+ *	written as "maildrop/t.ID" and renamed.
  * WRITER
- *	qfile_create(queue_dir, &w, &why): creates incoming/t.QID (O_EXCL,
+ *	qfile_create(queue_dir, &w, &why): creates incoming/QID (O_EXCL,
  *	0600, retried on collision). Then qfile_put_* for the envelope (any
  *	order except: all before qfile_begin_content), qfile_begin_content,
  *	qfile_write_content (buffered), qfile_finish (back-patches the
  *	content length, writes 'E', flushes: no fsync), then
- *	qfile_sync (fsync the file) and qfile_commit (rename to
- *	incoming/QID). The caller makes the rename durable with
- *	queue_sync_dir(queue_dir, "incoming") once per batch (group commit),
- *	and only then acknowledges. qfile_abort unlinks the temp file.
+ *	qfile_sync (mode 0700, then fsync: content, completion and, on
+ *	Linux file systems, the name are durable) and qfile_commit
+ *	(nothing more for incoming/). The caller calls
+ *	queue_commit_dir(queue_dir, "incoming") once per batch (it fsyncs
+ *	the directory only when queue_directory_fsync = yes, see
+ *	qfile_set_dir_sync) and only then acknowledges.
+ *	qfile_create_in(queue_dir, "maildrop", ...) writes maildrop/t.ID;
+ *	qfile_commit renames it and the caller must queue_sync_dir.
+ *	qfile_abort unlinks an uncommitted file.
  *	qfile_writer_free closes and frees; it does not unlink.
  * READER
  *	qfile_read(fd, &qf, &why): parses the envelope and checks that the
@@ -66,6 +74,10 @@
 #define QFILE_NOTIFY_FAILURE 4
 #define QFILE_NOTIFY_DELAY   8
 
+#define QFILE_MODE_WRITING  0600
+#define QFILE_MODE_COMPLETE 0700
+#define QFILE_MODE_WARNED   0010    /* qmgr sent the delay warning (group-execute) */
+
 #define QUEUE_INCOMING "incoming"
 #define QUEUE_ACTIVE   "active"
 #define QUEUE_DEFERRED "deferred"
@@ -95,6 +107,9 @@ int qfile_commit(qfile_writer_t *w, const char **why_r);
 void qfile_abort(qfile_writer_t **w);
 void qfile_writer_free(qfile_writer_t **w);
 int queue_sync_dir(const char *queue_dir, const char *subdir);
+int queue_commit_dir(const char *queue_dir, const char *subdir);
+void qfile_set_dir_sync(bool on);
+bool qfile_mode_complete(mode_t mode);
 
 typedef struct qfile_rcpt {
     char *addr;

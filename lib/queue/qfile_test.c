@@ -76,9 +76,20 @@ static char *write_message(const char *sender, int nrcpt, const void *content,
     }
     TEST_INTEQ(qfile_content_size(w), clen);
     TEST_INTEQ(qfile_finish(w, &why), 0);
-    TEST_INTEQ(qfile_sync(w, &why), 0);
+    {
+        /* incoming/QID from the start, marked complete only by the sync */
+        struct stat st;
+        char *p = xasprintf("%s/incoming/%s", tmpdir, qfile_writer_qid(w));
+        TEST_INTEQ(stat(p, &st), 0);
+        TEST_CHECK(!qfile_mode_complete(st.st_mode));
+        TEST_INTEQ(qfile_sync(w, &why), 0);
+        TEST_INTEQ(stat(p, &st), 0);
+        TEST_CHECK(qfile_mode_complete(st.st_mode));
+        TEST_INTEQ(st.st_mode & 07777, QFILE_MODE_COMPLETE);
+        free(p);
+    }
     TEST_INTEQ(qfile_commit(w, &why), 0);
-    TEST_INTEQ(queue_sync_dir(tmpdir, QUEUE_INCOMING), 0);
+    TEST_INTEQ(queue_commit_dir(tmpdir, QUEUE_INCOMING), 0);
     memcpy(qid_r, qfile_writer_qid(w), QID_BUFSIZE);
     TEST_CHECK(qid_valid(qid_r));
     qfile_writer_free(&w);
@@ -312,7 +323,7 @@ static void test_writer_errors(void)
     memset(big, 'a', QFILE_MAX_RECORD + 9);
     big[QFILE_MAX_RECORD + 9] = 0;
     TEST_INTEQ(qfile_create(tmpdir, &w, &why), 0);
-    char *tmp = xasprintf("%s/incoming/t.%s", tmpdir, qfile_writer_qid(w));
+    char *tmp = xasprintf("%s/incoming/%s", tmpdir, qfile_writer_qid(w));
     TEST_CHECK(access(tmp, F_OK) == 0);
     TEST_INTEQ(qfile_put_sender(w, big), -1);
     TEST_INTEQ(qfile_finish(w, &why), -1);

@@ -1,6 +1,16 @@
 /*
- * qfile_write - the queue-file writer: temp file, buffered records,
- * back-patched content length, END record, fsync, rename.
+ * qfile_write - the queue-file writer: buffered records, back-patched
+ * content length, END record, then the commit.
+ *
+ * In incoming/ a file is written under its final name and marked
+ * complete by its owner-execute bit, set just before the one fsync that
+ * makes content, mode and name durable together (Postfix's scheme). On
+ * Linux file systems (ext4 with or without a journal, XFS, btrfs) the
+ * fsync of a newly created file also makes its directory entry durable,
+ * so the 250 waits for one flush, not two; queue_directory_fsync = yes
+ * adds the directory fsync for file systems that do not promise that.
+ * Elsewhere (maildrop/, written by sendmail as the user) the file is
+ * written as t.QID and renamed, and the caller fsyncs the directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +35,9 @@ typedef enum { QW_ENVELOPE, QW_CONTENT, QW_FINISHED, QW_COMMITTED } qw_state_t;
 struct qfile_writer {
     int fd;
     char qid[QID_BUFSIZE];
-    char *tmp_path;             /* DIR/SUBDIR/t.QID */
+    char *tmp_path;             /* the name written: DIR/SUBDIR/t.QID or, direct, the final one */
     char *final_path;           /* DIR/SUBDIR/QID */
+    bool direct;                /* incoming/: final name, completion by mode */
     buf_t out;                  /* pending bytes, written at QFILE_WBUF_FLUSH */
     off_t written;              /* bytes already written to fd */
     off_t content_len_at;       /* file offset of the 'M' record's u64 */
@@ -35,22 +46,32 @@ struct qfile_writer {
     const char *why;            /* first error: later calls fail with it */
 };
 
-/* qfile_create - a new temp queue file in incoming/ */
+static bool qfile_dir_sync;
+
+/* qfile_set_dir_sync - queue_directory_fsync (per process) */
+void qfile_set_dir_sync(bool on)
+{
+    qfile_dir_sync = on;
+}
+
+/* qfile_create - a new queue file in incoming/ */
 int qfile_create(const char *queue_dir, qfile_writer_t **w_r, const char **why_r)
 {
     return qfile_create_in(queue_dir, QUEUE_INCOMING, w_r, why_r);
 }
 
-/* qfile_create_in - a new temp queue file SUBDIR/t.QID, O_EXCL, retried */
+/* qfile_create_in - a new queue file, O_EXCL, retried: incoming/QID
+ * (incomplete until qfile_sync) or SUBDIR/t.QID */
 int qfile_create_in(const char *queue_dir, const char *subdir, qfile_writer_t **w_r,
                     const char **why_r)
 {
     qfile_writer_t *w = xcalloc(1, sizeof(*w));
 
+    w->direct = strcmp(subdir, QUEUE_INCOMING) == 0;
     for (int tries = 0; tries < QFILE_CREATE_TRIES; tries++) {
         qid_new(w->qid);
-        w->tmp_path = xasprintf("%s/%s/t.%s", queue_dir, subdir, w->qid);
-        w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        w->tmp_path = xasprintf("%s/%s/%s%s", queue_dir, subdir, w->direct ? "" : "t.", w->qid);
+        w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, QFILE_MODE_WRITING);
         if (w->fd >= 0)
             break;
         xfreep(&w->tmp_path);
@@ -245,11 +266,16 @@ int qfile_finish(qfile_writer_t *w, const char **why_r)
     return 0;
 }
 
-/* qfile_sync - fsync the finished file */
+/* qfile_sync - mark the finished file complete (direct) and fsync it */
 int qfile_sync(qfile_writer_t *w, const char **why_r)
 {
     if (w->state != QW_FINISHED) {
         *why_r = w->why ? w->why : "queue file not finished";
+        return -1;
+    }
+    if (w->direct && fchmod(w->fd, QFILE_MODE_COMPLETE) < 0) {
+        w->why = strerror(errno);
+        *why_r = w->why;
         return -1;
     }
     if (fsync(w->fd) < 0) {
@@ -260,14 +286,15 @@ int qfile_sync(qfile_writer_t *w, const char **why_r)
     return 0;
 }
 
-/* qfile_commit - rename t.QID to QID (durable after queue_sync_dir) */
+/* qfile_commit - rename t.QID to QID (durable after queue_sync_dir);
+ * nothing to do for a direct file, which qfile_sync made complete */
 int qfile_commit(qfile_writer_t *w, const char **why_r)
 {
     if (w->state != QW_FINISHED) {
         *why_r = w->why ? w->why : "queue file not finished";
         return -1;
     }
-    if (rename(w->tmp_path, w->final_path) < 0) {
+    if (!w->direct && rename(w->tmp_path, w->final_path) < 0) {
         w->why = strerror(errno);
         *why_r = w->why;
         return -1;
@@ -276,7 +303,7 @@ int qfile_commit(qfile_writer_t *w, const char **why_r)
     return 0;
 }
 
-/* qfile_abort - unlink the temp file (if not committed) and free */
+/* qfile_abort - unlink the file being written (if not committed) and free */
 void qfile_abort(qfile_writer_t **wp)
 {
     qfile_writer_t *w = *wp;
@@ -317,4 +344,17 @@ int queue_sync_dir(const char *queue_dir, const char *subdir)
     }
     free(path);
     return rc < 0 ? -1 : 0;
+}
+
+/* queue_commit_dir - after a batch of direct incoming/ files: the
+ * directory fsync only when queue_directory_fsync asks for it */
+int queue_commit_dir(const char *queue_dir, const char *subdir)
+{
+    return qfile_dir_sync ? queue_sync_dir(queue_dir, subdir) : 0;
+}
+
+/* qfile_mode_complete - a direct file's mode says it is committed */
+bool qfile_mode_complete(mode_t mode)
+{
+    return (mode & S_IXUSR) != 0;
 }

@@ -1,5 +1,6 @@
 /* service - the daemon skeleton: options, config, privileges, accept, retire */
 #include "service/service.h"
+#include "queue/qfile.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
 
@@ -10,9 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define SERVICE_FDS_PER_CLIENT 2
+#define SERVICE_FD_RESERVE 64
 
 #define SERVICE_ACCEPT_PAUSE_MS 1000    /* after EMFILE/ENFILE */
 #define SERVICE_WAKEUP_MAX 86400
@@ -123,6 +128,29 @@ static void service_config(service_t *svc)
         msg_fatal("%d configuration error%s: refusing to run", n, n == 1 ? "" : "s");
     }
     buf_free(&errors);
+    qfile_set_dir_sync(conf_bool(svc->conf, "queue_directory_fsync"));
+}
+
+/* service_fd_fit - the open file limit must hold client_limit clients
+ * (a socket each, and a file or a peer connection while busy): raise the
+ * soft limit toward the hard one, else serve fewer clients, and say so */
+static void service_fd_fit(service_t *svc)
+{
+    rlim_t want = (rlim_t)svc->client_limit * SERVICE_FDS_PER_CLIENT + SERVICE_FD_RESERVE;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < want) {
+        int fit = rl.rlim_cur > 2 * SERVICE_FD_RESERVE
+            ? (int)((rl.rlim_cur - SERVICE_FD_RESERVE) / SERVICE_FDS_PER_CLIENT) : 1;
+        msg_warn("%s: the open file limit (%llu) holds %d clients, not client_limit %d",
+                 svc->name, (unsigned long long)rl.rlim_cur, fit, svc->client_limit);
+        svc->client_limit = fit;
+    }
 }
 
 /* service_limits - client_limit (service or program parameter), max_use, max_idle */
@@ -143,6 +171,7 @@ static void service_limits(service_t *svc)
     }
     if (svc->client_limit < 1)
         svc->client_limit = 1;
+    service_fd_fit(svc);
     svc->max_use = conf_int(svc->conf, "max_use");
     svc->max_idle = svc->wakeup > 0 ? 0 : conf_int(svc->conf, "max_idle");
 }

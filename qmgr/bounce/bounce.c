@@ -3,7 +3,7 @@
  * "bounce unix - - n - 0 bounce"). qmgr sends BOUNCE_REQ {QID, QPATH,
  * DSN_KIND, RCPT...} for a message in active/; bounce reads that file,
  * writes an RFC 3464 report (bounce_dsn.c) as a new queue file from the
- * null sender with lib/queue (incoming/t.QID, fsync, rename, directory
+ * null sender with lib/queue (incoming/QID, completion mark and fsync,
  * sync) and answers BOUNCE_REPLY {STATUS 0, QID}; qmgr then takes the
  * new file. Never a bounce of a bounce: a failure report for mail from
  * the null sender goes to $2bounce_notice_recipient as a postmaster
@@ -107,7 +107,7 @@ static int bounce_write(const bounce_info_t *bi, bounce_kind_t kind, char qid_r[
         && qfile_write_content(w, text.data, text.len) == 0
         && qfile_finish(w, why_r) == 0 && qfile_sync(w, why_r) == 0
         && qfile_commit(w, why_r) == 0) {
-        if (queue_sync_dir(".", QUEUE_INCOMING) < 0)
+        if (queue_commit_dir(".", QUEUE_INCOMING) < 0)
             msg_warn("cannot sync %s/: %m", QUEUE_INCOMING);
         memcpy(qid_r, qfile_writer_qid(w), QID_BUFSIZE);
         qfile_writer_free(&w);

@@ -22,7 +22,7 @@
  * DURABILITY
  *	The maildrop file is removed only after the new queue file and its
  *	directory entry are on disk: a crash in between gives a duplicate,
- *	never a loss. qmgr is told (QMGR_NEW) after the directory fsync.
+ *	never a loss. qmgr is told (QMGR_NEW) once the batch is durable.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -254,7 +254,7 @@ static void pickup_finish_batch(pickup_done_t *done, size_t n)
 {
     if (n == 0)
         return;
-    if (queue_sync_dir(".", QUEUE_INCOMING) < 0) {
+    if (queue_commit_dir(".", QUEUE_INCOMING) < 0) {
         /* Not durable: keep the maildrop files (a duplicate later beats
          * a loss); qmgr may still find the new files. */
         msg_warn("fsync %s: %s", QUEUE_INCOMING, strerror(errno));

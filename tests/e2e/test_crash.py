@@ -174,7 +174,7 @@ def test_crash_under_load():
             qf = st.queue_files()
             print("queue not drained: %s" % {q: len(f) for q, f in qf.items()})
             log = st.read_log()
-            unseen = [n for n in qf["incoming"] if not n.startswith("t.")
+            unseen = [n for n in qf["incoming"] if not st.uncommitted("incoming", n)
                       and "%s: from=<" % n not in log]
             if unseen:
                 print("%d of them in incoming/ were never taken by qmgr (no 'from=' line): "

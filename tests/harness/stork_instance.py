@@ -28,6 +28,7 @@ import contextlib
 import crypt  # noqa: deprecated in 3.11, still the libc crypt(3) we test against
 import grp
 import os
+import stat
 import pwd
 import re
 import shutil
@@ -643,16 +644,29 @@ class StorkInstance:
             out[q] = sorted(names)
         return out
 
+    def uncommitted(self, queue, name):
+        """A file a writer has not committed: maildrop's t.ID, or an
+        incoming/ file without its owner-execute bit (still being written,
+        or its writer died)."""
+        if os.path.basename(name).startswith("t."):
+            return True
+        if queue != "incoming":
+            return False
+        try:
+            return not os.lstat(os.path.join(self.queue_dir, queue, name)).st_mode & stat.S_IXUSR
+        except FileNotFoundError:
+            return False
+
     def queue_count(self, queues=("incoming", "active", "deferred", "hold", "maildrop")):
-        """Messages in the queue; temporary files (t.QID, a writer that
-        never committed) are not messages and are not counted."""
+        """Messages in the queue; uncommitted files are not messages and
+        are not counted."""
         qf = self.queue_files()
-        return sum(1 for q in queues for n in qf[q] if not os.path.basename(n).startswith("t."))
+        return sum(1 for q in queues for n in qf[q] if not self.uncommitted(q, n))
 
     def temp_files(self):
-        """Uncommitted writers' temporary files left in the queue."""
+        """Uncommitted writers' files left in the queue."""
         qf = self.queue_files()
-        return [q + "/" + n for q in qf for n in qf[q] if os.path.basename(n).startswith("t.")]
+        return [q + "/" + n for q in qf for n in qf[q] if self.uncommitted(q, n)]
 
     def wait_queue_empty(self, timeout=30):
         wait_until(lambda: self.queue_count() == 0, timeout, what="an empty queue")
