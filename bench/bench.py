@@ -484,7 +484,7 @@ class Bench:
         log("== case d: %d concurrent sessions held after EHLO" % n)
         limit = smtpload.raise_fd_limit(n * 2 + 1024)
         log("  fd limit %d" % limit)
-        maxproc = n // 100 + 20     # Stork smtpd: 100 sessions per process
+        maxproc = "-"               # Stork smtpd: smtpd_client_limit (500) sessions per process
         servers = self.make_servers("conn", smtpd_maxproc=maxproc, want_postfix=False)
         try:
             for rep in range(self.a.conn_reps):
