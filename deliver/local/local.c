@@ -29,6 +29,7 @@
 #define LOCAL_REPLY_TIMEOUT_MS 60000
 
 static local_state_t local_state;
+static unsigned long local_request_seq = 1;  /* DELIVER_REQs so far (from 1) */
 
 /* One qmgr connection. */
 typedef struct local_conn {
@@ -106,11 +107,15 @@ void local_tables_open(local_tables_t *t, char **specs)
 /* local_tables_get - the first table that has key wins (1), 0 none, -1 error */
 int local_tables_get(local_tables_t *t, const char *key, buf_t *val, const char **why_r)
 {
+    bool check = t->checked != local_request_seq;
+
+    /* newaliases/storkmap replaced a file: use the new one. Checked once
+     * per request, not per lookup (up to three lookups per address). */
+    t->checked = local_request_seq;
     for (size_t i = 0; i < t->n; i++) {
         int ret;
 
-        /* newaliases/storkmap replaced the file: use the new one. */
-        if (t->t[i] && table_changed(t->t[i]))
+        if (check && t->t[i] && table_changed(t->t[i]))
             table_close(&t->t[i]);
         if (t->t[i] == NULL && (t->t[i] = table_open(t->names[i], why_r)) == NULL)
             return -1;
@@ -179,6 +184,7 @@ static bool local_request(ipc_conn_t *conn, ipc_msg_t *m)
     size_t it;
 
     memset(&msg, 0, sizeof(msg));
+    local_request_seq++;
     msg.fd = -1;
     msg.req_time = local_now();
     msg.qid = ipc_get_str(v, IPC_A_QID);

@@ -53,6 +53,7 @@ typedef struct local_tables {
     table_t **t;
     char **names;
     size_t n;
+    unsigned long checked;      /* the request that last checked for a rebuild */
 } local_tables_t;
 
 typedef struct local_uid_pool local_uid_pool_t;
@@ -68,6 +69,9 @@ typedef struct local_state {
     local_tables_t vmailbox;
     local_uid_pool_t *pool;
     bool root;                  /* started as root: switch uids per delivery */
+    uid_t vowner_uid;           /* virtual_mailbox_owner, looked up ... */
+    gid_t vowner_gid;
+    double vowner_time;         /* ... at this time (0: not yet) */
     int client_fd;              /* qmgr's connection (-1): workers must not keep it */
 } local_state_t;
 

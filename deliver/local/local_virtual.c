@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define LOCAL_VOWNER_TTL 60.0
+
 /* lookup_forms - addr, addr less its extension, then "@domain" (Postfix's
  * order for virtual tables); 1 found, 0 not, -1 error (why) */
 static int lookup_forms(local_state_t *st, local_tables_t *t, const char *addr, buf_t *val,
@@ -47,6 +49,28 @@ int local_virtual_alias(local_exp_t *x, const char *addr, buf_t *val, local_resu
     return ret;
 }
 
+/* vowner_lookup - virtual_mailbox_owner's ids; the passwd lookup read
+ * all of /etc/passwd per delivery, so its answer is kept for a while (a
+ * changed owner is seen within LOCAL_VOWNER_TTL seconds) */
+static int vowner_lookup(local_state_t *st, uid_t *uid, gid_t *gid)
+{
+    double now = local_now();
+
+    if (st->vowner_time > 0 && now >= st->vowner_time
+        && now - st->vowner_time < LOCAL_VOWNER_TTL) {
+        *uid = st->vowner_uid;
+        *gid = st->vowner_gid;
+        return 0;
+    }
+    st->vowner_time = 0;
+    if (privdrop_lookup(st->p.virtual_mailbox_owner, uid, gid) < 0)
+        return -1;
+    st->vowner_uid = *uid;
+    st->vowner_gid = *gid;
+    st->vowner_time = now;
+    return 0;
+}
+
 /* owner_ids - the uid/gid that writes virtual mailboxes */
 static int owner_ids(local_state_t *st, uid_t *uid, gid_t *gid, local_result_t *r)
 {
@@ -55,7 +79,7 @@ static int owner_ids(local_state_t *st, uid_t *uid, gid_t *gid, local_result_t *
         *gid = getegid();
         return 0;
     }
-    if (privdrop_lookup(st->p.virtual_mailbox_owner, uid, gid) < 0) {
+    if (vowner_lookup(st, uid, gid) < 0) {
         local_result_set(r, LOCAL_DEFER, "4.3.5", "virtual_mailbox_owner \"%s\" is not a user",
                          st->p.virtual_mailbox_owner);
         return -1;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define MAILDIR_COPY_BLOCK (64 * 1024)
@@ -85,38 +86,25 @@ int maildir_make(const char *dir)
     return ret;
 }
 
-/* maildir_ready - tmp/, new/ and cur/ exist (the common case: three
- * lookups), or are made. maildir_make costs a mkdir per path component,
- * and each takes its parent directory's lock even when the directory
- * exists, which serializes concurrent deliveries under one base. */
-static int maildir_ready(const char *dir)
+/* copy_writev - write all of iov[0..n), counting bytes and bare LFs;
+ * one system call for the usual message (headers and body together) */
+static int copy_writev(maildir_copy_t *c, struct iovec *iov, int n)
 {
-    static const char *const subs[] = {"tmp", "new", "cur"};
-    struct stat st;
-    buf_t path;
-    bool ok = true;
+    size_t total = 0;
 
-    buf_init(&path, BUF_NOLIMIT);
-    for (size_t i = 0; ok && i < 3; i++) {
-        buf_reset(&path);
-        buf_printf(&path, "%s/%s", dir, subs[i]);
-        ok = stat(path.data, &st) == 0 && S_ISDIR(st.st_mode);
-    }
-    buf_free(&path);
-    return ok ? 0 : maildir_make(dir);
-}
+    for (int k = 0; k < n; k++) {
+        const char *p = iov[k].iov_base;
 
-/* copy_write - write all of p, counting bytes and bare LFs */
-static int copy_write(maildir_copy_t *c, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\n' && (i > 0 ? p[i - 1] : c->last) != '\r')
-            c->bare_lf++;
+        for (size_t i = 0; i < iov[k].iov_len; i++) {
+            if (p[i] == '\n' && (i > 0 ? p[i - 1] : c->last) != '\r')
+                c->bare_lf++;
+        }
+        if (iov[k].iov_len > 0)
+            c->last = (unsigned char)p[iov[k].iov_len - 1];
+        total += iov[k].iov_len;
     }
-    if (n > 0)
-        c->last = (unsigned char)p[n - 1];
-    while (n > 0) {
-        ssize_t w = write(c->fd, p, n);
+    while (total > 0) {
+        ssize_t w = writev(c->fd, iov, n);
 
         if (w < 0 && errno == EINTR)
             continue;
@@ -125,11 +113,28 @@ static int copy_write(maildir_copy_t *c, const char *p, size_t n)
                 errno = EIO;
             return -1;
         }
-        p += w;
-        n -= (size_t)w;
         c->size += (uint64_t)w;
+        total -= (size_t)w;
+        /* A short write: skip what went out and go on with the rest. */
+        while (n > 0 && (size_t)w >= iov[0].iov_len) {
+            w -= (ssize_t)iov[0].iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + w;
+            iov[0].iov_len -= (size_t)w;
+        }
     }
     return 0;
+}
+
+/* copy_write - write all of p (see copy_writev) */
+static int copy_write(maildir_copy_t *c, const char *p, size_t n)
+{
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+
+    return copy_writev(c, &iov, 1);
 }
 
 /* crlf_squeeze - CR LF → LF in place; returns the new length. A CR at the
@@ -159,25 +164,30 @@ static size_t crlf_squeeze(char *p, size_t n, bool *held_cr, char *out_prefix, s
     return o;
 }
 
-/* copy_content - in->length bytes of in->fd from in->offset */
+/* copy_content - in->prepend, then in->length bytes of in->fd from
+ * in->offset; the prepend goes out with the first block */
 static int copy_content(maildir_copy_t *c, const maildir_input_t *in, const char **what_r)
 {
     char *block = xmalloc(MAILDIR_COPY_BLOCK);
     uint64_t left = in->length;
     off_t off = in->offset;
     bool held_cr = false;
+    bool first = true;
     char prefix[1];
     size_t prefix_len;
     int ret = 0;
 
-    while (left > 0) {
+    *what_r = "write";
+    while (left > 0 || first) {
         size_t want = left < MAILDIR_COPY_BLOCK ? (size_t)left : MAILDIR_COPY_BLOCK;
-        ssize_t n = pread(in->fd, block, want, off);
+        ssize_t n = want > 0 ? pread(in->fd, block, want, off) : 0;
+        struct iovec iov[3];
+        int niov = 0;
         size_t out;
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
+        if (n < 0 || (n == 0 && want > 0)) {
             if (n == 0)
                 errno = 0;          /* the queue file is shorter than it says */
             *what_r = "read message content";
@@ -191,7 +201,15 @@ static int copy_content(maildir_copy_t *c, const maildir_input_t *in, const char
             out = crlf_squeeze(block, out, &held_cr, prefix, &prefix_len);
         else
             prefix_len = 0;
-        if (copy_write(c, prefix, prefix_len) < 0 || copy_write(c, block, out) < 0) {
+        if (first && in->prepend_len > 0)
+            iov[niov++] = (struct iovec){.iov_base = (void *)in->prepend,
+                                         .iov_len = in->prepend_len};
+        first = false;
+        if (prefix_len > 0)
+            iov[niov++] = (struct iovec){.iov_base = prefix, .iov_len = prefix_len};
+        if (out > 0)
+            iov[niov++] = (struct iovec){.iov_base = block, .iov_len = out};
+        if (niov > 0 && copy_writev(c, iov, niov) < 0) {
             *what_r = "write";
             ret = -1;
             break;
@@ -210,28 +228,71 @@ static int copy_content(maildir_copy_t *c, const maildir_input_t *in, const char
     return ret;
 }
 
-/* sync_dir - make a directory entry durable */
-static int sync_dir(const char *path)
+/* open_new_dir - new/ of dir, opened once for the link and the fsync;
+ * a missing Maildir is made (tmp/, new/, cur/) only then, as Postfix
+ * does: the common case costs one open and no mkdir or stat */
+static int open_new_dir(const char *dir, buf_t *path)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int ret;
+    int fd;
 
-    if (fd < 0)
-        return -1;
-    ret = fsync(fd);
-    close(fd);
-    return ret;
+    buf_reset(path);
+    buf_printf(path, "%s/new", dir);
+    fd = open(path->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (maildir_make(dir) < 0)
+            return -1;
+        fd = open(path->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    return fd;
 }
 
-/* move_to_new - link tmp/NAME to new/NAME,S=,W= (retry on a name clash) */
-static int move_to_new(const char *dir, const char *tmp, const maildir_copy_t *c, buf_t *path)
+/* new_name - res->path = DIR/new/NAME,S=,W=; returns NAME's offset */
+static size_t new_name(const char *dir, const maildir_copy_t *c, buf_t *path)
+{
+    size_t off;
+
+    buf_reset(path);
+    buf_printf(path, "%s/new/", dir);
+    off = path->len;
+    maildir_name_new(path);
+    maildir_name_sizes(path, c->size, c->size + c->bare_lf);
+    return off;
+}
+
+/* copy_fail - the result for a failed copy_content (what, errno) */
+static int copy_fail(maildir_result_t *res, const char *what, const char *path)
+{
+    if (errno == 0 && strcmp(what, "read message content") == 0) {
+        safe_cpy(res->dsn, sizeof(res->dsn), "4.3.0");
+        buf_reset(&res->why);
+        buf_printf(&res->why, "queue file content is shorter than its size record");
+        return -1;
+    }
+    return maildir_fail(res, errno, what, path);
+}
+
+/* commit_new - fsync new/ after the link; on failure take the entry
+ * back out, so a retry cannot produce a second copy the user sees */
+static int commit_new(int newfd, const char *name, const buf_t *newdir, maildir_result_t *res)
+{
+    int err;
+
+    if (fsync(newfd) == 0)
+        return 0;
+    err = errno;
+    (void)unlinkat(newfd, name, 0);
+    buf_reset(&res->path);
+    return maildir_fail(res, err, "fsync", newdir->data);
+}
+
+/* move_to_new - link tmp/NAME to new/NAME,S=,W= (retry on a name clash);
+ * the new name's offset in path goes to *off_r */
+static int move_to_new(const char *dir, int newfd, const char *tmp, const maildir_copy_t *c,
+                       buf_t *path, size_t *off_r)
 {
     for (int tries = 0; tries < MAILDIR_LINK_TRIES; tries++) {
-        buf_reset(path);
-        buf_printf(path, "%s/new/", dir);
-        maildir_name_new(path);
-        maildir_name_sizes(path, c->size, c->size + c->bare_lf);
-        if (link(tmp, path->data) == 0) {
+        *off_r = new_name(dir, c, path);
+        if (linkat(AT_FDCWD, tmp, newfd, path->data + *off_r, 0) == 0) {
             unlink(tmp);
             return 0;
         }
@@ -250,45 +311,41 @@ static int move_to_new(const char *dir, const char *tmp, const maildir_copy_t *c
     return -1;
 }
 
-/* maildir_deliver - write, fsync, link into new/, fsync new/ */
-int maildir_deliver(const char *dir, const maildir_input_t *in, maildir_result_t *res)
+/* open_tmp - create tmp/NAME; a missing tmp/ is made once */
+static int open_tmp(const char *dir, buf_t *tmp)
+{
+    int fd;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        buf_reset(tmp);
+        buf_printf(tmp, "%s/tmp/", dir);
+        maildir_name_new(tmp);
+        fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != ENOENT || attempt > 0 || maildir_make(dir) < 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* deliver_tmp - tmp/NAME: write, fsync, link into new/, unlink tmp/NAME,
+ * fsync new/. (An O_TMPFILE linked into new/ would save tmp/'s blocks,
+ * but on ext4 without a journal its inode reaches the disk with a link
+ * count of 0 unless fsynced again, and fsck then drops the message.) */
+static int deliver_tmp(const char *dir, int newfd, const buf_t *newdir,
+                       const maildir_input_t *in, maildir_result_t *res)
 {
     maildir_copy_t c = {.fd = -1, .last = -1};
-    maildir_usage_t usage;
-    buf_t tmp, newdir;
     const char *what = "create";
-    const char *why;
-    int ret = -1, qret;
-
-    res->size = 0;
-    buf_reset(&res->path);
-    res->dsn[0] = 0;
-    if (maildir_ready(dir) < 0)
-        return maildir_fail(res, errno, "create maildir", dir);
-    qret = maildir_quota_check(dir, in->quota, in->prepend_len + in->length, &usage, &why);
-    if (qret > 0) {
-        safe_cpy(res->dsn, sizeof(res->dsn), "4.2.2");
-        buf_reset(&res->why);
-        buf_printf(&res->why, "mailbox full (quota %llu bytes, %lld in use)",
-                   (unsigned long long)in->quota, (long long)usage.bytes);
-        return -1;
-    }
-    if (qret < 0)
-        msg_warn("%s: cannot read quota: %s", dir, why);    /* deliver anyway */
+    buf_t tmp;
+    size_t off = 0;
+    int ret = -1;
 
     buf_init(&tmp, BUF_NOLIMIT);
-    buf_init(&newdir, BUF_NOLIMIT);
-    buf_printf(&tmp, "%s/tmp/", dir);
-    maildir_name_new(&tmp);
-    buf_printf(&newdir, "%s/new", dir);
-    c.fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    c.fd = open_tmp(dir, &tmp);
     if (c.fd < 0) {
         maildir_fail(res, errno, "create", tmp.data);
         goto out;
     }
-    what = "write";
-    if (in->prepend_len > 0 && copy_write(&c, in->prepend, in->prepend_len) < 0)
-        goto fail;
     if (copy_content(&c, in, &what) < 0)
         goto fail;
     what = "fsync";
@@ -301,36 +358,57 @@ int maildir_deliver(const char *dir, const maildir_input_t *in, maildir_result_t
     }
     c.fd = -1;
     what = "link into new/";
-    if (move_to_new(dir, tmp.data, &c, &res->path) < 0)
+    if (move_to_new(dir, newfd, tmp.data, &c, &res->path, &off) < 0)
         goto fail;
-    if (sync_dir(newdir.data) < 0) {
-        /* The file is in new/ but not durably: take it back out, so a
-         * retry cannot produce a second copy the user already sees. */
-        int err = errno;
-
-        unlink(res->path.data);
-        maildir_fail(res, err, "fsync", newdir.data);
-        buf_reset(&res->path);
+    if (commit_new(newfd, res->path.data + off, newdir, res) < 0)
         goto out;
-    }
     res->size = c.size;
-    maildir_quota_add(dir, in->quota, (int64_t)c.size, 1);
     ret = 0;
     goto out;
 
 fail:
-    if (errno == 0 && strcmp(what, "read message content") == 0) {
-        safe_cpy(res->dsn, sizeof(res->dsn), "4.3.0");
-        buf_reset(&res->why);
-        buf_printf(&res->why, "queue file content is shorter than its size record");
-    } else {
-        maildir_fail(res, errno, what, tmp.data);
-    }
+    copy_fail(res, what, tmp.data);
+    buf_reset(&res->path);
     if (c.fd >= 0)
         close(c.fd);
     unlink(tmp.data);
 out:
     buf_free(&tmp);
+    return ret;
+}
+
+/* maildir_deliver - write, fsync, link into new/, fsync new/ */
+int maildir_deliver(const char *dir, const maildir_input_t *in, maildir_result_t *res)
+{
+    maildir_usage_t usage;
+    buf_t newdir;
+    const char *why;
+    int ret = -1, qret, newfd;
+
+    res->size = 0;
+    buf_reset(&res->path);
+    res->dsn[0] = 0;
+    buf_init(&newdir, BUF_NOLIMIT);
+    if ((newfd = open_new_dir(dir, &newdir)) < 0) {
+        maildir_fail(res, errno, "create maildir", dir);
+        buf_free(&newdir);
+        return -1;
+    }
+    qret = maildir_quota_check(dir, in->quota, in->prepend_len + in->length, &usage, &why);
+    if (qret > 0) {
+        safe_cpy(res->dsn, sizeof(res->dsn), "4.2.2");
+        buf_reset(&res->why);
+        buf_printf(&res->why, "mailbox full (quota %llu bytes, %lld in use)",
+                   (unsigned long long)in->quota, (long long)usage.bytes);
+        goto out;
+    }
+    if (qret < 0)
+        msg_warn("%s: cannot read quota: %s", dir, why);    /* deliver anyway */
+    ret = deliver_tmp(dir, newfd, &newdir, in, res);
+    if (ret == 0)
+        maildir_quota_add(dir, in->quota, (int64_t)res->size, 1);
+out:
+    close(newfd);
     buf_free(&newdir);
     return ret;
 }

@@ -4,15 +4,19 @@
  * NAME
  *	maildir_deliver - durable delivery of one message into a Maildir
  * SUMMARY
- *	The Maildir protocol: create MAILDIR/{tmp,new,cur} if missing (0700),
- *	write tmp/NAME (O_EXCL), fsync it, link() it to new/NAME,S=..,W=..
- *	(link never replaces an existing file; a collision retries with a
- *	new name), unlink the tmp name, fsync new/. Only after the directory
+ *	The Maildir protocol: create MAILDIR/{tmp,new,cur} if new/ is
+ *	missing (0700; as Postfix, only then: the common case costs no
+ *	mkdir or stat; a missing tmp/ is made when its file cannot be
+ *	created), write tmp/NAME (O_EXCL), fsync it, link() it to
+ *	new/NAME,S=..,W=.. (link never replaces an existing file; a
+ *	collision retries with a new name), unlink the tmp name, fsync new/
+ *	(through the descriptor opened first). Only after the directory
  *	fsync is the delivery reported as done. On any error the tmp file is
  *	removed and nothing appears in new/.
  * DESCRIPTION
  *	maildir_deliver(dir, in, res): in->prepend (header lines, already
- *	with LF line ends) is written first, then in->length bytes of in->fd
+ *	with LF line ends) is written first (in one writev with the first
+ *	block of content), then in->length bytes of in->fd
  *	from in->offset, read with pread() in blocks (never the whole
  *	message in memory, and the fd's offset is not used, so the fd may
  *	be shared). With in->crlf_to_lf, every CR LF pair becomes LF (the

@@ -27,16 +27,19 @@ void maildir_name_escape_host(buf_t *out, const char *host)
     }
 }
 
-/* maildir_name_new - append "SECONDS.M<usec>P<pid>Q<seq>.HOST" */
+/* maildir_name_new - append "SECONDS.M<usec>P<pid>Q<seq>.HOST"; the host
+ * name is read once per process (a delivery made two uname calls) */
 void maildir_name_new(buf_t *out)
 {
+    static char host[256];
     struct timeval tv;
-    char host[256];
 
     gettimeofday(&tv, NULL);
-    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == 0)
-        safe_cpy(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = 0;
+    if (host[0] == 0) {
+        if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == 0)
+            safe_cpy(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = 0;
+    }
     buf_printf(out, "%lld.M%ldP%ldQ%lu.", (long long)tv.tv_sec, (long)tv.tv_usec,
                (long)getpid(), ++maildir_seq);
     maildir_name_escape_host(out, host);

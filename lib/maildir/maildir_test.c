@@ -110,7 +110,7 @@ static void test_names(void)
     buf_free(&esc);
 }
 
-static void test_deliver(void)
+static void test_deliver(const char *base)
 {
     /* CRLF content with 8-bit bytes, a bare CR, a bare LF, and a CRLF that
      * straddles nothing in particular; expected: CRLF → LF only. */
@@ -125,7 +125,7 @@ static void test_deliver(void)
     int fd;
     struct stat st;
 
-    snprintf(dir, sizeof(dir), "%s/deep/user/Maildir", test_root);
+    snprintf(dir, sizeof(dir), "%s/%s/user/Maildir", test_root, base);
     fd = temp_content(content, sizeof(content) - 1, &off);
     in.prepend = "Return-Path: <a@b>\nDelivered-To: c@d\n";
     in.prepend_len = strlen(in.prepend);
@@ -341,6 +341,53 @@ static void test_unwritable(void)
     maildir_result_free(&res);
 }
 
+/* test_many - many deliveries into one Maildir: every one in new/ under
+ * its own name with its own bytes, nothing left in tmp/; a tmp/ removed
+ * meanwhile is made again */
+static void test_many(void)
+{
+    enum { N = 40 };
+    char dir[300], sub[320], content[128], expect[160], prepend[64];
+    maildir_input_t in = {0};
+    maildir_result_t res;
+    buf_t got;
+    off_t off;
+
+    snprintf(dir, sizeof(dir), "%s/many/Maildir", test_root);
+    buf_init(&got, BUF_NOLIMIT);
+    maildir_result_init(&res);
+    for (int i = 0; i < N; i++) {
+        int fd, len;
+
+        if (i == 21) {
+            snprintf(sub, sizeof(sub), "%s/tmp", dir);
+            TEST_INTEQ(rmdir(sub), 0);
+        }
+        len = snprintf(content, sizeof(content), "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+        snprintf(prepend, sizeof(prepend), "Delivered-To: u%d@x\n", i);
+        snprintf(expect, sizeof(expect), "%sSubject: %d\n\nbody %d\n", prepend, i, i);
+        fd = temp_content(content, (size_t)len, &off);
+        in.prepend = prepend;
+        in.prepend_len = strlen(prepend);
+        in.fd = fd;
+        in.offset = off;
+        in.length = (uint64_t)len;
+        in.crlf_to_lf = true;
+        TEST_INTEQ(maildir_deliver(dir, &in, &res), 0);
+        buf_reset(&got);
+        TEST_INTEQ(read_file(res.path.data, &got), 0);
+        TEST_CHECK(got.len == strlen(expect) && memcmp(got.data, expect, got.len) == 0);
+        TEST_INTEQ(res.size, strlen(expect));
+        close(fd);
+    }
+    snprintf(sub, sizeof(sub), "%s/new", dir);
+    TEST_INTEQ(count_entries(sub, NULL, 0), N);
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
+    TEST_INTEQ(count_entries(sub, NULL, 0), 0);
+    buf_free(&got);
+    maildir_result_free(&res);
+}
+
 /* rm_rf - remove the test tree (no symlinks are made in it) */
 static void rm_rf(const char *path)
 {
@@ -372,8 +419,9 @@ int main(void)
         return 1;
     }
     test_names();
-    test_deliver();
+    test_deliver("deep");
     test_large();
+    test_many();
     test_quota();
     test_unwritable();
     rm_rf(test_root);
