@@ -194,6 +194,11 @@ DESC = {
                             "message (the wait grows with the message's age up to "
                             "maximal_backoff_time); also how long a dead destination stays "
                             "suspended.",
+    "maildir_directory_fsync": "Deliver into a Maildir with two flushes: fsync the file in "
+                               "tmp/, link it into new/, fsync new/. Off by default: the file "
+                               "is linked into new/ first and its one fsync also makes that "
+                               "name durable on ext4, XFS and btrfs. Turn it on for mailboxes "
+                               "on a file system that does not promise that.",
     "mydestination": "The domains delivered locally (to system users and aliases).",
     "mydomain": "This system's domain; by default myhostname less its first label.",
     "myhostname": "This system's fully qualified name, used in the SMTP greeting and "

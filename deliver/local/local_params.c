@@ -1,5 +1,6 @@
 /* local_params - the main.cf settings of the local delivery agent */
 #include "local.h"
+#include "maildir/maildir_deliver.h"
 
 #include <string.h>
 #include <strings.h>
@@ -40,4 +41,5 @@ void local_params_load(conf_t *conf, local_params_t *p)
     p->worker_limit = conf_int(conf, "local_worker_limit");
     p->worker_idle_time = conf_int(conf, "local_worker_idle_time");
     p->virtual_minimum_uid = conf_int(conf, "virtual_minimum_uid");
+    maildir_set_dir_sync(conf_bool(conf, "maildir_directory_fsync"));
 }

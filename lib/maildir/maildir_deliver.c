@@ -311,6 +311,14 @@ static int move_to_new(const char *dir, int newfd, const char *tmp, const maildi
     return -1;
 }
 
+static bool maildir_dir_sync;
+
+/* maildir_set_dir_sync - maildir_directory_fsync (per process) */
+void maildir_set_dir_sync(bool on)
+{
+    maildir_dir_sync = on;
+}
+
 /* open_tmp - create tmp/NAME; a missing tmp/ is made once */
 static int open_tmp(const char *dir, buf_t *tmp)
 {
@@ -327,8 +335,41 @@ static int open_tmp(const char *dir, buf_t *tmp)
     return -1;
 }
 
-/* deliver_tmp - tmp/NAME: write, fsync, link into new/, unlink tmp/NAME,
- * fsync new/. (An O_TMPFILE linked into new/ would save tmp/'s blocks,
+/* link_then_sync - the one-flush commit: link tmp/NAME into new/, unlink
+ * tmp/NAME, then fsync the file. The fsync of an inode makes the names it
+ * got before it durable with it: ext4 with a journal commits the
+ * transaction holding the link, XFS forces the log past it, btrfs logs
+ * the inode's names, and ext4 without a journal syncs the directory of a
+ * new inode's (only remaining) name. The file is visible in new/ before
+ * it is durable; a crash then costs a redelivery (qmgr still holds the
+ * message), never a loss. maildir_directory_fsync = yes restores the
+ * two-flush order. Consumes c->fd. */
+static int link_then_sync(const char *dir, int newfd, const buf_t *tmp, maildir_copy_t *c,
+                          maildir_result_t *res)
+{
+    size_t off = 0;
+    int err;
+
+    if (move_to_new(dir, newfd, tmp->data, c, &res->path, &off) < 0) {
+        err = errno;
+        close(c->fd);
+        unlink(tmp->data);
+        buf_reset(&res->path);
+        return maildir_fail(res, err, "link into new/", tmp->data);
+    }
+    if (fsync(c->fd) < 0 || close(c->fd) < 0) {
+        err = errno;
+        (void)unlinkat(newfd, res->path.data + off, 0);
+        buf_reset(&res->path);
+        return maildir_fail(res, err, "fsync", tmp->data);
+    }
+    res->size = c->size;
+    return 0;
+}
+
+/* deliver_tmp - tmp/NAME: write, then link_then_sync, or (with
+ * maildir_directory_fsync) fsync, link into new/, unlink tmp/NAME, fsync
+ * new/. (An O_TMPFILE linked into new/ would save tmp/'s blocks,
  * but on ext4 without a journal its inode reaches the disk with a link
  * count of 0 unless fsynced again, and fsck then drops the message.) */
 static int deliver_tmp(const char *dir, int newfd, const buf_t *newdir,
@@ -348,6 +389,10 @@ static int deliver_tmp(const char *dir, int newfd, const buf_t *newdir,
     }
     if (copy_content(&c, in, &what) < 0)
         goto fail;
+    if (!maildir_dir_sync) {
+        ret = link_then_sync(dir, newfd, &tmp, &c, res);
+        goto out;
+    }
     what = "fsync";
     if (fsync(c.fd) < 0)
         goto fail;

@@ -7,12 +7,15 @@
  *	The Maildir protocol: create MAILDIR/{tmp,new,cur} if new/ is
  *	missing (0700; as Postfix, only then: the common case costs no
  *	mkdir or stat; a missing tmp/ is made when its file cannot be
- *	created), write tmp/NAME (O_EXCL), fsync it, link() it to
- *	new/NAME,S=..,W=.. (link never replaces an existing file; a
- *	collision retries with a new name), unlink the tmp name, fsync new/
- *	(through the descriptor opened first). Only after the directory
- *	fsync is the delivery reported as done. On any error the tmp file is
- *	removed and nothing appears in new/.
+ *	created), write tmp/NAME (O_EXCL), link() it to new/NAME,S=..,W=..
+ *	(link never replaces an existing file; a collision retries with a
+ *	new name), unlink the tmp name, then fsync the file: one flush, which
+ *	on ext4, XFS and btrfs also makes the new/ name durable (see
+ *	link_then_sync). With maildir_set_dir_sync(true)
+ *	(maildir_directory_fsync = yes): fsync tmp/NAME, link, unlink, fsync
+ *	new/ (through the descriptor opened first). Only after the last
+ *	flush is the delivery reported as done. On any error the tmp file is
+ *	removed and nothing stays in new/.
  * DESCRIPTION
  *	maildir_deliver(dir, in, res): in->prepend (header lines, already
  *	with LF line ends) is written first (in one writev with the first
@@ -65,6 +68,9 @@ typedef struct maildir_result {
 void maildir_result_init(maildir_result_t *res);
 void maildir_result_free(maildir_result_t *res);
 int maildir_deliver(const char *dir, const maildir_input_t *in, maildir_result_t *res);
+/* maildir_set_dir_sync - maildir_directory_fsync: the two-flush order
+ * (fsync the file, link, fsync new/) instead of link, then fsync */
+void maildir_set_dir_sync(bool on);
 /* maildir_make - create dir and its tmp/new/cur (0700); -1 with errno */
 int maildir_make(const char *dir);
 

@@ -424,6 +424,18 @@ int main(void)
     test_many();
     test_quota();
     test_unwritable();
+    /* the same with maildir_directory_fsync = yes (the two-flush order) */
+    maildir_set_dir_sync(true);
+    test_deliver("deep-dirsync");
+    {
+        char many[300];
+
+        snprintf(many, sizeof(many), "%s/many", test_root);
+        rm_rf(many);
+    }
+    test_many();
+    test_unwritable();
+    maildir_set_dir_sync(false);
     rm_rf(test_root);
     return test_done();
 }
