@@ -193,6 +193,7 @@ void qmgr_sched_arm(void);
 void qmgr_sched_run(void);
 void qmgr_sched_flush(void);
 size_t qmgr_sched_flush_site(const char *site);
+bool qmgr_sched_flushing(void);
 
 /* qmgr_route.c: recipient → (transport, nexthop) */
 qmgr_route_t *qmgr_route_new(conf_t *conf);

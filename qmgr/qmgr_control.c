@@ -172,6 +172,14 @@ static void qmgr_reply(ipc_conn_t *conn, uint32_t req_id, int status, uint64_t c
     ipc_msg_free(&r);
 }
 
+/* qmgr_flush_text - the reply to a flush; a big one goes on in the
+ * background (qmgr_sched.c), and then the count is only the first part */
+static void qmgr_flush_text(char *text, size_t size, size_t count)
+{
+    snprintf(text, size, "%zu message%s scheduled%s", count, count == 1 ? "" : "s",
+             qmgr_sched_flushing() ? ", more being scheduled" : "");
+}
+
 /* qmgr_valid_queue - a queue name a client may name */
 static bool qmgr_valid_queue(const char *q)
 {
@@ -211,7 +219,7 @@ void qmgr_control(ipc_conn_t *conn, ipc_msg_t *m, bool privileged)
             (void)qmgr_dest_revive(NULL);   /* as postqueue -f: forget dead sites */
             count = qmgr_sched_flush_site(NULL);
         }
-        snprintf(text, sizeof(text), "%zu message%s scheduled", count, count == 1 ? "" : "s");
+        qmgr_flush_text(text, sizeof(text), count);
         { qmgr_reply(conn, m->req_id, 0, count, text); return; }
     }
     if (!privileged)
@@ -221,7 +229,7 @@ void qmgr_control(ipc_conn_t *conn, ipc_msg_t *m, bool privileged)
             { qmgr_reply(conn, m->req_id, 1, 0, "flush_site needs a site"); return; }
         (void)qmgr_dest_revive(site);
         count = qmgr_sched_flush_site(site);
-        snprintf(text, sizeof(text), "%zu message%s scheduled", count, count == 1 ? "" : "s");
+        qmgr_flush_text(text, sizeof(text), count);
         { qmgr_reply(conn, m->req_id, 0, count, text); return; }
     }
     if (strcmp(op, "rebuild") == 0) {
@@ -248,51 +256,95 @@ void qmgr_control(ipc_conn_t *conn, ipc_msg_t *m, bool privileged)
     qmgr_reply(conn, m->req_id, 0, count, text);
 }
 
-/* qmgr_list_send - one QUEUE_ENTRY (pending recipients only) */
+/*
+ * A listing is streamed: a million-message queue makes a reply of a few
+ * hundred megabytes, which must neither sit in memory nor stall the
+ * event loop while it is built. qmgr_list sends a piece (at most
+ * QMGR_LIST_PIECE entries, or until QMGR_LIST_HIGH bytes wait to be
+ * written), and the connection asks for the next piece once its output
+ * is down to QMGR_LIST_LOW (ipc_conn_set_drain). Each piece resumes the
+ * index walk after the last queue id sent, so deliveries go on between
+ * pieces and the listing shows the queue as it is while it is read,
+ * as Postfix's showq does. A listing asked for while another runs on
+ * the same connection waits for it (the replies never interleave).
+ */
+#define QMGR_LIST_PIECE 4096
+#define QMGR_LIST_HIGH (512 * 1024)
+#define QMGR_LIST_LOW (128 * 1024)
+
+/* qmgr_list_fill - r (a QUEUE_ENTRY, emptied) gets one entry with its
+ * pending recipients */
+static void qmgr_list_fill(ipc_msg_t *r, uint32_t req_id, const qindex_entry_t *e)
+{
+    ipc_msg_reset(r);
+    r->req_id = req_id;
+    ipc_put_str(r, IPC_A_QID, e->qid);
+    ipc_put_str(r, IPC_A_QUEUE, e->queue);
+    ipc_put_u64(r, IPC_A_ARRIVAL, (uint64_t)e->arrival_sec);
+    ipc_put_u64(r, IPC_A_SIZE, e->size);
+    ipc_put_str(r, IPC_A_SENDER, e->sender ? e->sender : "");
+    if (e->next_attempt > 0)
+        ipc_put_u64(r, IPC_A_NEXT_ATTEMPT, (uint64_t)e->next_attempt);
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        if (e->rcpts[i].status != QFILE_RCPT_PENDING)
+            continue;
+        if (r->payload.len > IPC_MAX_FRAME - 64 * 1024)
+            break;              /* a huge recipient list is cut, not fatal */
+        size_t g = ipc_group_begin(r, IPC_A_RCPT);
+        ipc_put_str(r, IPC_A_ADDR, e->rcpts[i].addr);
+        if (e->rcpts[i].reason && *e->rcpts[i].reason)
+            ipc_put_str(r, IPC_A_REASON, e->rcpts[i].reason);
+        ipc_group_end(r, g);
+    }
+}
+
+/* qmgr_list_send - one QUEUE_ENTRY */
 static void qmgr_list_send(ipc_conn_t *conn, uint32_t req_id, const qindex_entry_t *e)
 {
     ipc_msg_t r;
 
     ipc_msg_init(&r, IPC_M_QUEUE_ENTRY);
-    r.req_id = req_id;
-    ipc_put_str(&r, IPC_A_QID, e->qid);
-    ipc_put_str(&r, IPC_A_QUEUE, e->queue);
-    ipc_put_u64(&r, IPC_A_ARRIVAL, (uint64_t)e->arrival_sec);
-    ipc_put_u64(&r, IPC_A_SIZE, e->size);
-    ipc_put_str(&r, IPC_A_SENDER, e->sender ? e->sender : "");
-    if (e->next_attempt > 0)
-        ipc_put_u64(&r, IPC_A_NEXT_ATTEMPT, (uint64_t)e->next_attempt);
-    for (size_t i = 0; i < e->nrcpts; i++) {
-        if (e->rcpts[i].status != QFILE_RCPT_PENDING)
-            continue;
-        if (r.payload.len > IPC_MAX_FRAME - 64 * 1024)
-            break;              /* a huge recipient list is cut, not fatal */
-        size_t g = ipc_group_begin(&r, IPC_A_RCPT);
-        ipc_put_str(&r, IPC_A_ADDR, e->rcpts[i].addr);
-        if (e->rcpts[i].reason && *e->rcpts[i].reason)
-            ipc_put_str(&r, IPC_A_REASON, e->rcpts[i].reason);
-        ipc_group_end(&r, g);
-    }
+    qmgr_list_fill(&r, req_id, e);
     ipc_conn_send(conn, &r);
     ipc_msg_free(&r);
 }
 
-typedef struct {
+/* A listing asked for while another one streams on the same conn. */
+typedef struct list_wait {
+    uint32_t req_id;
+    char *qid;
+    struct list_wait *next;
+} list_wait_t;
+
+typedef struct list_ctx {
     ipc_conn_t *conn;
     uint32_t req_id;
-    const char *qid;
+    const char *qid;        /* only this message, or NULL (owned: qid_buf) */
     uint64_t count;
+    char *qid_buf;
+    char after[QID_BUFSIZE];    /* the last queue id sent; "" before the first */
+    size_t piece;           /* entries sent in this piece */
+    bool full;              /* this piece stopped early: more may follow */
+    ipc_msg_t entry;        /* reused for every QUEUE_ENTRY */
+    list_wait_t *waiting, **waiting_tail;
+    struct list_ctx *prev, *next;   /* qmgr_lists */
 } list_ctx_t;
 
-/* list_one - index walk callback */
+static list_ctx_t *qmgr_lists;      /* listings in progress */
+
+/* list_one - index walk callback: send one entry; stop when the piece is full */
 static int list_one(const qindex_entry_t *e, void *ctx)
 {
     list_ctx_t *l = ctx;
 
     if (l->qid && strcmp(l->qid, e->qid) != 0)
         return 0;
-    qmgr_list_send(l->conn, l->req_id, e);
+    qmgr_list_fill(&l->entry, l->req_id, e);
+    ipc_conn_send(l->conn, &l->entry);
+    memcpy(l->after, e->qid, QID_BUFSIZE);
     l->count++;
+    if (++l->piece >= QMGR_LIST_PIECE || ipc_conn_pending(l->conn) >= QMGR_LIST_HIGH)
+        return l->full = true, 1;
     return 0;
 }
 
@@ -329,19 +381,121 @@ static void list_incoming(list_ctx_t *l)
     }
 }
 
+/* list_end - LIST_END {COUNT} for the current request */
+static void list_end(list_ctx_t *l)
+{
+    ipc_msg_t r;
+
+    ipc_msg_init(&r, IPC_M_LIST_END);
+    r.req_id = l->req_id;
+    ipc_put_u64(&r, IPC_A_COUNT, l->count);
+    ipc_conn_send(l->conn, &r);
+    ipc_msg_free(&r);
+}
+
+/* list_start - begin a request: from the first queue id */
+static void list_start(list_ctx_t *l, uint32_t req_id, char *qid)
+{
+    free(l->qid_buf);
+    l->qid_buf = qid;
+    l->qid = qid;
+    l->req_id = req_id;
+    l->count = 0;
+    l->after[0] = 0;
+}
+
+/* list_one_qid - the entry of one message, if indexed */
+static void list_one_qid(list_ctx_t *l)
+{
+    qindex_entry_t e;
+    const char *why;
+    int rc = qindex_get(qmgr.index, l->qid, &e, &why);
+
+    if (rc < 0)
+        msg_warn("queue index lookup: %s", why);
+    if (rc == 1) {
+        (void)list_one(&e, l);
+        qindex_entry_free(&e);
+    }
+}
+
+/* list_piece - send the next piece; false when nothing more is wanted */
+static bool list_piece(ipc_conn_t *conn, void *ctx)
+{
+    list_ctx_t *l = ctx;
+    const char *why;
+
+    l->piece = 0;
+    l->full = false;
+    if (l->qid)
+        list_one_qid(l);
+    else if (qindex_walk_from(qmgr.index, l->after, list_one, l, &why) < 0)
+        msg_warn("queue index walk: %s", why);
+    if (l->full && !l->qid)
+        return true;
+    list_incoming(l);
+    list_end(l);
+    if (l->waiting == NULL)
+        return false;
+    list_wait_t *w = l->waiting;
+    if ((l->waiting = w->next) == NULL)
+        l->waiting_tail = &l->waiting;
+    list_start(l, w->req_id, w->qid);
+    free(w);
+    return true;            /* the LIST_END went out: called again */
+}
+
+/* list_free - the conn is gone or the listing is done */
+static void list_free(void *ctx)
+{
+    list_ctx_t *l = ctx;
+
+    while (l->waiting) {
+        list_wait_t *w = l->waiting;
+        l->waiting = w->next;
+        free(w->qid);
+        free(w);
+    }
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        qmgr_lists = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    ipc_msg_free(&l->entry);
+    free(l->qid_buf);
+    free(l);
+}
+
 /* qmgr_list - QMGR_LIST [QID]: QUEUE_ENTRY frames, then LIST_END */
 void qmgr_list(ipc_conn_t *conn, ipc_msg_t *m)
 {
-    const char *why;
-    list_ctx_t l = { conn, m->req_id, ipc_get_str(ipc_msg_view(m), IPC_A_QID), 0 };
-    ipc_msg_t r;
+    const char *qid = ipc_get_str(ipc_msg_view(m), IPC_A_QID);
+    char *q = qid ? xstrdup(qid) : NULL;
+    list_ctx_t *l;
 
-    if (qindex_walk(qmgr.index, list_one, &l, &why) < 0)
-        msg_warn("queue index walk: %s", why);
-    list_incoming(&l);
-    ipc_msg_init(&r, IPC_M_LIST_END);
-    r.req_id = m->req_id;
-    ipc_put_u64(&r, IPC_A_COUNT, l.count);
-    ipc_conn_send(conn, &r);
-    ipc_msg_free(&r);
+    if (ipc_conn_draining(conn)) {
+        for (l = qmgr_lists; l && l->conn != conn; l = l->next)
+            ;
+        if (l) {
+            list_wait_t *w = xcalloc(1, sizeof(*w));
+            w->req_id = m->req_id;
+            w->qid = q;
+            *l->waiting_tail = w;
+            l->waiting_tail = &w->next;
+            return;
+        }
+    }
+    l = xcalloc(1, sizeof(*l));
+    l->conn = conn;
+    l->waiting_tail = &l->waiting;
+    ipc_msg_init(&l->entry, IPC_M_QUEUE_ENTRY);
+    list_start(l, m->req_id, q);
+    if ((l->next = qmgr_lists) != NULL)
+        qmgr_lists->prev = l;
+    qmgr_lists = l;
+    if (list_piece(conn, l))
+        ipc_conn_set_drain(conn, QMGR_LIST_LOW, list_piece, l, list_free);
+    else
+        list_free(l);
 }

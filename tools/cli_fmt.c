@@ -71,6 +71,22 @@ size_t cli_fmt_utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
+/* Scratch buffers of the formatters, reused from entry to entry so that
+ * a listing of a million messages allocates nothing per message (the
+ * commands are single-threaded). */
+static buf_t cli_fmt_tmp = { NULL, 0, 0, BUF_NOLIMIT };
+
+/* cli_fmt_plain_run - how many bytes at p are printable ASCII that need
+ * no treatment (for JSON: neither '"' nor '\\' either) */
+static size_t cli_fmt_plain_run(const unsigned char *p, size_t n, bool json)
+{
+    size_t i = 0;
+
+    while (i < n && p[i] >= 0x20 && p[i] < 0x7F && !(json && (p[i] == '"' || p[i] == '\\')))
+        i++;
+    return i;
+}
+
 /* cli_fmt_printable - append s with controls and invalid UTF-8 as '?' */
 void cli_fmt_printable(buf_t *out, const char *s)
 {
@@ -78,7 +94,15 @@ void cli_fmt_printable(buf_t *out, const char *s)
     size_t n = strlen(s);
 
     while (n > 0) {
-        size_t len = cli_fmt_utf8_len(p, n);
+        size_t len = cli_fmt_plain_run(p, n, false);
+
+        if (len > 0) {
+            buf_append(out, p, len);
+            p += len;
+            n -= len;
+            continue;
+        }
+        len = cli_fmt_utf8_len(p, n);
 
         if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7F))) {
             buf_putc(out, '?');
@@ -146,8 +170,15 @@ void cli_fmt_json_quote(buf_t *out, const char *s)
     size_t n = strlen(s);
 
     while (n > 0) {
-        size_t len = cli_fmt_utf8_len(p, n);
+        size_t len = cli_fmt_plain_run(p, n, true);
 
+        if (len > 0) {
+            buf_append(out, p, len);
+            p += len;
+            n -= len;
+            continue;
+        }
+        len = cli_fmt_utf8_len(p, n);
         if (len == 0) {
             /* Not UTF-8: JSON text must be, so show it as Postfix does. */
             buf_putc(out, '?');
@@ -180,72 +211,122 @@ void cli_fmt_mailq_header(buf_t *out)
                "---Arrival Time----", "--Sender/Recipient------");
 }
 
-/* cli_fmt_asctime - asctime(localtime(t)) cut to 19 characters */
-static void cli_fmt_asctime(char out[32], int64_t when)
+/* cli_fmt_asctime - asctime(localtime(t)) cut to 19 characters; the
+ * last answer is kept, since queued messages often share their second */
+static const char *cli_fmt_asctime(int64_t when)
 {
+    static char out[32];
+    static int64_t last = INT64_MIN;
     time_t t = (time_t)when;
     struct tm tm;
 
-    if (localtime_r(&t, &tm) == NULL || strftime(out, 32, "%a %b %e %H:%M:%S", &tm) == 0)
+    if (when == last)
+        return out;
+    if (localtime_r(&t, &tm) == NULL || strftime(out, sizeof(out), "%a %b %e %H:%M:%S", &tm) == 0)
         memcpy(out, "???", 4);
+    last = when;
+    return out;
 }
 
-/* cli_fmt_mailq_entry - one message: id line, reasons, recipients */
+/* cli_fmt_spaces - append n spaces */
+static void cli_fmt_spaces(buf_t *out, size_t n)
+{
+    static const char sp[] = "                                                                ";
+
+    while (n > 0) {
+        size_t k = n < sizeof(sp) - 1 ? n : sizeof(sp) - 1;
+        buf_append(out, sp, k);
+        n -= k;
+    }
+}
+
+/* cli_fmt_pad_from - pad what was appended since mark to width ("%-Ns") */
+static void cli_fmt_pad_from(buf_t *out, size_t mark, size_t width)
+{
+    if (out->len - mark < width)
+        cli_fmt_spaces(out, width - (out->len - mark));
+}
+
+/* cli_fmt_u64 - append v in decimal, right-aligned to width ("%Nllu") */
+static void cli_fmt_u64(buf_t *out, uint64_t v, size_t width)
+{
+    char d[24];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    if (sizeof(d) - i < width)
+        cli_fmt_spaces(out, width - (sizeof(d) - i));
+    buf_append(out, d + i, sizeof(d) - i);
+}
+
+/* cli_fmt_i64 - append v in decimal ("%lld") */
+static void cli_fmt_i64(buf_t *out, int64_t v)
+{
+    if (v < 0) {
+        buf_putc(out, '-');
+        cli_fmt_u64(out, (uint64_t)0 - (uint64_t)v, 0);
+    } else {
+        cli_fmt_u64(out, (uint64_t)v, 0);
+    }
+}
+
+/* cli_fmt_show_addr - append an address quoted and made printable */
+static void cli_fmt_show_addr(buf_t *out, const char *addr)
+{
+    buf_reset(&cli_fmt_tmp);
+    cli_fmt_quote_local(&cli_fmt_tmp, addr);
+    cli_fmt_printable(out, buf_cstr(&cli_fmt_tmp));
+}
+
+/* cli_fmt_mailq_entry - one message: id line, reasons, recipients.
+ * The columns are CLI_MAILQ_FORMAT's, written out by hand: this runs
+ * once per queued message. */
 void cli_fmt_mailq_entry(buf_t *out, const cli_qentry_t *e)
 {
-    buf_t id, addr;
-    char when[32];
     const char *last_reason = "";
+    const char *when = cli_fmt_asctime(e->arrival);
+    size_t mark = out->len, wlen = strlen(when);
 
-    buf_init(&id, BUF_NOLIMIT);
-    buf_init(&addr, BUF_NOLIMIT);
-    cli_fmt_printable(&id, e->qid);
+    cli_fmt_printable(out, e->qid);                     /* %-17s */
     if (strcmp(e->queue, "active") == 0)
-        buf_putc(&id, '*');
+        buf_putc(out, '*');
     else if (strcmp(e->queue, "hold") == 0)
-        buf_putc(&id, '!');
+        buf_putc(out, '!');
     if (e->forced_expire)
-        buf_putc(&id, '#');
-    cli_fmt_asctime(when, e->arrival);
-    {
-        buf_t tmp;
-
-        buf_init(&tmp, BUF_NOLIMIT);
-        cli_fmt_quote_local(&tmp, e->sender);
-        cli_fmt_printable(&addr, buf_cstr(&tmp));
-        buf_free(&tmp);
-    }
-    buf_printf(out, "%-17s %8llu %19.19s %s\n", buf_cstr(&id), (unsigned long long)e->size,
-               when, buf_cstr(&addr));
+        buf_putc(out, '#');
+    cli_fmt_pad_from(out, mark, 17);
+    buf_putc(out, ' ');
+    cli_fmt_u64(out, e->size, 8);                       /* %8llu */
+    buf_putc(out, ' ');
+    if (wlen > 19)                                      /* %19.19s */
+        wlen = 19;
+    cli_fmt_spaces(out, 19 - wlen);
+    buf_append(out, when, wlen);
+    buf_putc(out, ' ');
+    cli_fmt_show_addr(out, e->sender);
+    buf_putc(out, '\n');
     for (size_t i = 0; i < e->nrcpts; i++) {
         const char *reason = e->rcpts[i].reason;
 
         /* A reason line only when it changes, like showq: consecutive
          * recipients deferred for the same reason share one line. */
         if (strcmp(reason, last_reason) != 0) {
-            buf_t r;
-            int pad;
-
-            buf_init(&r, BUF_NOLIMIT);
-            cli_fmt_printable(&r, *reason ? reason : "reason unavailable");
-            pad = CLI_REASON_COLUMN - (int)r.len;
-            buf_printf(out, "%*s(%s)\n", pad > 0 ? pad : 0, "", buf_cstr(&r));
-            buf_free(&r);
+            buf_reset(&cli_fmt_tmp);
+            cli_fmt_printable(&cli_fmt_tmp, *reason ? reason : "reason unavailable");
+            if (cli_fmt_tmp.len < CLI_REASON_COLUMN)    /* %*s(%s) */
+                cli_fmt_spaces(out, CLI_REASON_COLUMN - cli_fmt_tmp.len);
+            buf_putc(out, '(');
+            buf_append(out, cli_fmt_tmp.data, cli_fmt_tmp.len);
+            buf_puts(out, ")\n");
             last_reason = reason;
         }
-        buf_reset(&addr);
-        {
-            buf_t tmp;
-
-            buf_init(&tmp, BUF_NOLIMIT);
-            cli_fmt_quote_local(&tmp, e->rcpts[i].addr);
-            cli_fmt_printable(&addr, buf_cstr(&tmp));
-            buf_free(&tmp);
-        }
-        buf_printf(out, CLI_MAILQ_FORMAT, "", "", "", buf_cstr(&addr));
+        cli_fmt_spaces(out, 17 + 1 + 8 + 1 + 19 + 1);   /* CLI_MAILQ_FORMAT "", "", "" */
+        cli_fmt_show_addr(out, e->rcpts[i].addr);
+        buf_putc(out, '\n');
     }
-    buf_free(&id);
-    buf_free(&addr);
 }
 
 /* cli_fmt_mailq_trailer - the summary line */
@@ -261,12 +342,9 @@ void cli_fmt_mailq_trailer(buf_t *out, uint64_t total_size, size_t count)
 /* cli_fmt_json_addr - append "quoted-local@domain" JSON-escaped */
 static void cli_fmt_json_addr(buf_t *out, const char *a)
 {
-    buf_t tmp;
-
-    buf_init(&tmp, BUF_NOLIMIT);
-    cli_fmt_quote_local(&tmp, a);
-    cli_fmt_json_quote(out, buf_cstr(&tmp));
-    buf_free(&tmp);
+    buf_reset(&cli_fmt_tmp);
+    cli_fmt_quote_local(&cli_fmt_tmp, a);
+    cli_fmt_json_quote(out, buf_cstr(&cli_fmt_tmp));
 }
 
 /* cli_fmt_json_entry - one postqueue -j object and a newline */
@@ -276,9 +354,11 @@ void cli_fmt_json_entry(buf_t *out, const cli_qentry_t *e)
     cli_fmt_json_quote(out, e->queue);
     buf_puts(out, "\", \"queue_id\": \"");
     cli_fmt_json_quote(out, e->qid);
-    buf_printf(out, "\", \"arrival_time\": %lld, \"message_size\": %llu, \"forced_expire\": %s, ",
-               (long long)e->arrival, (unsigned long long)e->size,
-               e->forced_expire ? "true" : "false");
+    buf_puts(out, "\", \"arrival_time\": ");
+    cli_fmt_i64(out, e->arrival);
+    buf_puts(out, ", \"message_size\": ");
+    cli_fmt_u64(out, e->size, 0);
+    buf_puts(out, e->forced_expire ? ", \"forced_expire\": true, " : ", \"forced_expire\": false, ");
     buf_puts(out, "\"sender\": \"");
     cli_fmt_json_addr(out, e->sender);
     buf_puts(out, "\", \"recipients\": [");

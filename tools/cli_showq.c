@@ -12,6 +12,9 @@
 #include "util/buf.h"
 #include "util/msg.h"
 
+/* Output goes out in pieces this big, not one write per message. */
+#define CLI_SHOWQ_FLUSH (64 * 1024)
+
 typedef struct cli_showq_state {
     bool json;
     size_t count;
@@ -45,7 +48,8 @@ static void cli_showq_entry(const cli_qentry_t *e, void *ctx)
     }
     st->count++;
     st->total += e->size;
-    cli_showq_flush(st);
+    if (st->out.len >= CLI_SHOWQ_FLUSH)
+        cli_showq_flush(st);
 }
 
 /* cli_showq - list the queue from qmgr, or from the files */

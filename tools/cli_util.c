@@ -5,9 +5,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@
 
 #define CLI_IPC_TIMEOUT_MS 30000
 #define CLI_CONNECT_TIMEOUT_MS 5000
+#define CLI_BUSY_TIMEOUT_MS 60000
 #define CLI_DEFAULT_CONFIG_DIR "/etc/stork"
 
 const char *const CLI_QUEUES_ALL[] = {
@@ -89,6 +92,11 @@ int cli_qmgr_connect(const char *queue_dir, const char **why_r)
             continue;
         }
         fd = ipc_connect(path, "qmgr", CLI_CONNECT_TIMEOUT_MS, &why);
+        /* Connected but no HELLO in time: qmgr is alive but busy (a
+         * restart over a big queue). Falling back to reading a million
+         * queue files would take minutes, so wait for it longer. */
+        if (fd < 0 && strcmp(why, "timeout") == 0)
+            fd = ipc_connect(path, "qmgr", CLI_BUSY_TIMEOUT_MS, &why);
         free(path);
         if (fd >= 0)
             return fd;
@@ -97,8 +105,82 @@ int cli_qmgr_connect(const char *queue_dir, const char **why_r)
     return -1;
 }
 
-/* cli_entry_from_ipc - a QUEUE_ENTRY frame to an entry; -1 if malformed */
-static int cli_entry_from_ipc(const ipc_msg_t *m, cli_qentry_t *e)
+/*
+ * A listing is a stream of frames, up to one per queued message: it is
+ * read in large pieces (not two reads per frame), and each entry handed
+ * to the callback borrows its strings from its frame.
+ */
+#define CLI_READ_PIECE (256 * 1024)
+
+typedef struct cli_reader {
+    int fd;
+    buf_t in;
+    size_t head;                /* start of the unread bytes in in */
+    cli_qrcpt_t *rcpts;         /* reused recipient array */
+    size_t cap;
+} cli_reader_t;
+
+/* cli_read_more - one read of at least want more bytes' room, waiting
+ * at most CLI_IPC_TIMEOUT_MS for something to arrive */
+static int cli_read_more(cli_reader_t *r, size_t want, const char **why_r)
+{
+    struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+    ssize_t n;
+
+    if (r->head > 0) {
+        buf_consume(&r->in, r->head);
+        r->head = 0;
+    }
+    if (buf_reserve(&r->in, want > CLI_READ_PIECE ? want : CLI_READ_PIECE) < 0)
+        return *why_r = "listing frame too large", -1;
+    for (;;) {
+        n = recv(r->fd, r->in.data + r->in.len, r->in.cap - r->in.len - 1, MSG_DONTWAIT);
+        if (n > 0) {
+            r->in.len += (size_t)n;
+            r->in.data[r->in.len] = 0;
+            return 0;
+        }
+        if (n == 0)
+            return *why_r = "connection closed", -1;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return *why_r = strerror(errno), -1;
+        int p = poll(&pfd, 1, CLI_IPC_TIMEOUT_MS);
+        if (p == 0)
+            return *why_r = "timeout", -1;
+        if (p < 0 && errno != EINTR)
+            return *why_r = "poll error", -1;
+    }
+}
+
+/* cli_read_frame - the next frame, decoded and validated into m */
+static int cli_read_frame(cli_reader_t *r, ipc_msg_t *m, const char **why_r)
+{
+    for (;;) {
+        const unsigned char *h = (const unsigned char *)r->in.data + r->head;
+        size_t have = r->in.len - r->head, want = IPC_HDR_LEN;
+
+        if (have >= IPC_HDR_LEN) {
+            uint32_t plen = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16
+                | (uint32_t)h[3] << 24;
+
+            if (plen > IPC_MAX_FRAME)
+                return *why_r = "frame too large", -1;
+            want = IPC_HDR_LEN + plen;
+            if (have >= want) {
+                r->head += want;
+                return ipc_decode(h, want, m, why_r);
+            }
+        }
+        if (cli_read_more(r, want - have, why_r) < 0)
+            return -1;
+    }
+}
+
+/* cli_entry_from_ipc - a QUEUE_ENTRY frame to an entry that borrows its
+ * strings from m (the callback gets it const); -1 if malformed */
+static int cli_entry_from_ipc(const ipc_msg_t *m, cli_qentry_t *e, cli_reader_t *r)
 {
     ipc_view_t v = ipc_msg_view(m), g;
     const char *qid = ipc_get_str(v, IPC_A_QID);
@@ -111,25 +193,60 @@ static int cli_entry_from_ipc(const ipc_msg_t *m, cli_qentry_t *e)
         return -1;
     (void)ipc_get_u64(v, IPC_A_FLAGS, &flags);
     memset(e, 0, sizeof(*e));
-    e->qid = xstrdup(qid);
-    e->queue = xstrdup(queue);
-    e->sender = xstrdup(sender);
+    e->qid = (char *)qid;
+    e->queue = (char *)queue;
+    e->sender = (char *)sender;
     e->arrival = (int64_t)arrival;
     e->size = size;
     e->forced_expire = (flags & CLI_QMGR_FLAG_FORCED_EXPIRE) != 0;
     for (size_t it = 0; ipc_next_group(v, IPC_A_RCPT, &it, &g) == 0;) {
         const char *addr = ipc_get_str(g, IPC_A_ADDR);
+        const char *reason = ipc_get_str(g, IPC_A_REASON);
 
-        if (addr)
-            cli_qentry_add_rcpt(e, addr, ipc_get_str(g, IPC_A_REASON));
+        if (addr == NULL)
+            continue;
+        if (e->nrcpts == r->cap) {
+            r->cap = r->cap ? 2 * r->cap : 16;
+            r->rcpts = xreallocarray(r->rcpts, r->cap, sizeof(*r->rcpts));
+        }
+        r->rcpts[e->nrcpts].addr = (char *)addr;
+        r->rcpts[e->nrcpts].reason = (char *)(reason ? reason : "");
+        e->nrcpts++;
     }
+    e->rcpts = r->rcpts;
     return 0;
+}
+
+/* cli_qmgr_list_read - the QUEUE_ENTRY stream up to LIST_END */
+static int cli_qmgr_list_read(cli_reader_t *r, cli_entry_fn *fn, void *ctx, const char **why_r)
+{
+    for (;;) {
+        cli_qentry_t e;
+        ipc_msg_t m;
+
+        if (cli_read_frame(r, &m, why_r) < 0)
+            return -1;
+        if (m.type == IPC_M_LIST_END && !(m.flags & IPC_FLAG_FD)) {
+            ipc_msg_free(&m);
+            return 0;
+        }
+        if (m.type != IPC_M_QUEUE_ENTRY || (m.flags & IPC_FLAG_FD)
+            || cli_entry_from_ipc(&m, &e, r) < 0) {
+            ipc_msg_free(&m);
+            *why_r = "malformed qmgr listing reply";
+            return -1;
+        }
+        fn(&e, ctx);
+        ipc_msg_free(&m);
+    }
 }
 
 /* cli_qmgr_list - QMGR_LIST and the stream of QUEUE_ENTRY replies */
 int cli_qmgr_list(int fd, const char *qid, cli_entry_fn *fn, void *ctx, const char **why_r)
 {
+    cli_reader_t r = { .fd = fd };
     ipc_msg_t m;
+    int rc;
 
     ipc_msg_init(&m, IPC_M_QMGR_LIST);
     if (qid)
@@ -140,24 +257,11 @@ int cli_qmgr_list(int fd, const char *qid, cli_entry_fn *fn, void *ctx, const ch
         return -1;
     }
     ipc_msg_free(&m);
-    for (;;) {
-        cli_qentry_t e;
-
-        if (ipc_recv(fd, &m, CLI_IPC_TIMEOUT_MS, why_r) < 0)
-            return -1;
-        if (m.type == IPC_M_LIST_END) {
-            ipc_msg_free(&m);
-            return 0;
-        }
-        if (m.type != IPC_M_QUEUE_ENTRY || cli_entry_from_ipc(&m, &e) < 0) {
-            ipc_msg_free(&m);
-            *why_r = "malformed qmgr listing reply";
-            return -1;
-        }
-        ipc_msg_free(&m);
-        fn(&e, ctx);
-        cli_qentry_free(&e);
-    }
+    buf_init(&r.in, BUF_NOLIMIT);
+    rc = cli_qmgr_list_read(&r, fn, ctx, why_r);
+    buf_free(&r.in);
+    free(r.rcpts);
+    return rc;
 }
 
 /* cli_qmgr_control - one QMGR_CONTROL request and its reply */

@@ -14,7 +14,8 @@
  *	cli_qmgr_connect(queue_dir, &why): connects to qmgr's query and
  *	control socket, public/qmgr (private/qmgr as a fallback for root
  *	and single-user instances) with protocol "qmgr"; -1 when qmgr does
- *	not answer (the mail system is stopped).
+ *	not answer (the mail system is stopped). A qmgr that accepts the
+ *	connection but is too busy to greet within 5 s gets 60 s more.
  *	cli_qmgr_list(fd, qid, fn, ctx, &why): QMGR_LIST, then fn for each
  *	QUEUE_ENTRY until LIST_END. Entry attributes read: QID, QUEUE,
  *	ARRIVAL, SIZE, SENDER, FLAGS (bit 1 = forced expire), and RCPT

@@ -151,6 +151,18 @@ void ipc_msg_free(ipc_msg_t *m)
     m->flags &= (uint16_t)~IPC_FLAG_FD;
 }
 
+/* ipc_msg_reset - empty the payload for the next message of the same
+ * type (the memory is kept: a stream of frames costs no allocation) */
+void ipc_msg_reset(ipc_msg_t *m)
+{
+    buf_reset(&m->payload);
+    m->overflow = false;
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
+    m->flags &= (uint16_t)~IPC_FLAG_FD;
+}
+
 /* ipc_msg_move - hand src's contents to dst, leaving src empty */
 void ipc_msg_move(ipc_msg_t *dst, ipc_msg_t *src)
 {

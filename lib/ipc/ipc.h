@@ -25,6 +25,8 @@
  *	g = ipc_group_begin(&m, IPC_A_RCPT); ipc_put_str(&m, IPC_A_ADDR, a);
  *	ipc_group_end(&m, g);
  *	ipc_msg_free(&m) releases it (and closes m.fd if still set).
+	ipc_msg_reset(&m) empties it for the next message of the same type
+	(type and req_id stay; the payload memory is kept).
  * READING A MESSAGE
  *	ipc_view_t v = ipc_msg_view(&m);  (top level attributes)
  *	ipc_get_str(v, IPC_A_QID) → borrowed string or NULL if absent.
@@ -75,6 +77,14 @@
  *	frame and writes it as the socket allows (output is unbounded in
  *	count but each frame is at most IPC_MAX_FRAME).
  *	ipc_conn_pending(conn): bytes still queued for output.
+	ipc_conn_set_drain(conn, low_water, fn, ctx, free_ctx): a reply
+	too long to queue at once (a queue listing) is produced piece by
+	piece: the loop calls fn(conn, ctx) once the queued output is down
+	to low_water bytes (at once if it already is); fn sends the next
+	piece and returns true, or false when it is done, and then the conn
+	drops it and calls free_ctx(ctx) (free_ctx may be NULL). Freeing
+	the conn, or installing another producer (fn NULL: none), also
+	calls free_ctx. ipc_conn_draining(conn): is a producer installed?
  *	The conn may be freed from inside on_msg or on_close (the free is
  *	deferred until the callback returns). Freeing it outside a callback
  *	drops queued output and does not call on_close. A descriptor sent
@@ -132,6 +142,7 @@ typedef struct ipc_view {
 
 void ipc_msg_init(ipc_msg_t *m, uint16_t type);
 void ipc_msg_free(ipc_msg_t *m);
+void ipc_msg_reset(ipc_msg_t *m);
 void ipc_msg_move(ipc_msg_t *dst, ipc_msg_t *src);
 void ipc_put_u64(ipc_msg_t *m, uint16_t attr, uint64_t v);
 void ipc_put_str(ipc_msg_t *m, uint16_t attr, const char *s);
@@ -171,6 +182,11 @@ void ipc_conn_send(ipc_conn_t *conn, const ipc_msg_t *m);
 size_t ipc_conn_pending(const ipc_conn_t *conn);
 int ipc_conn_fd(const ipc_conn_t *conn);
 void ipc_conn_expect_hello(ipc_conn_t *conn, const char *proto);
+typedef bool ipc_on_drain_fn(ipc_conn_t *conn, void *ctx);
+typedef void ipc_drain_free_fn(void *ctx);
+void ipc_conn_set_drain(ipc_conn_t *conn, size_t low_water, ipc_on_drain_fn *fn, void *ctx,
+                        ipc_drain_free_fn *free_ctx);
+bool ipc_conn_draining(const ipc_conn_t *conn);
 void ipc_conn_free(ipc_conn_t **conn);
 
 #endif

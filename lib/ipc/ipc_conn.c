@@ -44,9 +44,14 @@ struct ipc_conn {
     bool closed;
     bool freed;
     char *hello_proto;              /* the first frame must be this HELLO */
+    ipc_on_drain_fn *on_drain;      /* the producer of a long reply, or NULL */
+    ipc_drain_free_fn *drain_free;
+    void *drain_ctx;
+    size_t drain_low;               /* call on_drain at or below this */
 };
 
 static void ipc_conn_event(event_loop_t *loop, int fd, unsigned mask, void *ctx);
+static void ipc_conn_watch(ipc_conn_t *c, unsigned mask);
 
 /* ipc_conn_new - watch fd (the conn owns it) and deliver frames */
 ipc_conn_t *ipc_conn_new(event_loop_t *loop, int fd, ipc_on_msg_fn *on_msg,
@@ -76,9 +81,44 @@ void ipc_conn_expect_hello(ipc_conn_t *c, const char *proto)
     c->hello_proto = xstrdup(proto);
 }
 
+/* ipc_conn_drain_clear - drop the producer and free its context */
+static void ipc_conn_drain_clear(ipc_conn_t *c)
+{
+    ipc_drain_free_fn *fr = c->drain_free;
+    void *ctx = c->drain_ctx;
+
+    c->on_drain = NULL;
+    c->drain_free = NULL;
+    c->drain_ctx = NULL;
+    if (fr)
+        fr(ctx);
+}
+
+/* ipc_conn_set_drain - install (or, with fn NULL, drop) the producer of
+ * a long reply: it is called whenever the queued output has been
+ * written down to low_water bytes, and returns false when it is done */
+void ipc_conn_set_drain(ipc_conn_t *c, size_t low_water, ipc_on_drain_fn *fn, void *ctx,
+                        ipc_drain_free_fn *free_ctx)
+{
+    ipc_conn_drain_clear(c);
+    c->on_drain = fn;
+    c->drain_ctx = ctx;
+    c->drain_free = free_ctx;
+    c->drain_low = low_water;
+    if (fn && !c->closed)
+        ipc_conn_watch(c, EVENT_READ | EVENT_WRITE);    /* the loop calls fn */
+}
+
+/* ipc_conn_draining - is a producer installed? */
+bool ipc_conn_draining(const ipc_conn_t *c)
+{
+    return c->on_drain != NULL;
+}
+
 /* ipc_conn_destroy - release everything (the conn is no longer in use) */
 static void ipc_conn_destroy(ipc_conn_t *c)
 {
+    ipc_conn_drain_clear(c);
     for (size_t i = 0; i < c->nofds; i++)
         close(c->ofds[i].fd);
     free(c->ofds);
@@ -320,6 +360,9 @@ static void ipc_conn_event(event_loop_t *loop, int fd, unsigned mask, void *ctx)
         ipc_conn_fail(c, c->error);
     if (!c->closed && (mask & EVENT_WRITE))
         ipc_conn_flush(c);
+    if (!c->closed && !c->error && c->on_drain && ipc_conn_pending(c) <= c->drain_low
+        && !c->on_drain(c, c->drain_ctx))
+        ipc_conn_drain_clear(c);
     if (!c->closed && (mask & EVENT_READ))
         ipc_conn_read(c);
     c->busy--;

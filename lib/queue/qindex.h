@@ -28,6 +28,10 @@
  *	qindex_del: remove an entry (absent is fine).
  *	qindex_walk: every entry in queue id (= arrival) order; fn returns
  *	non-zero to stop.
+	qindex_walk_from: the same for the entries whose queue id sorts
+	after `after` (all when NULL or ""): a long walk done in pieces
+	(a queue listing) resumes where the previous piece stopped, and
+	sees the changes made in between.
  *	qindex_due: the entries with 0 < next_attempt <= now, earliest
  *	first (fn gets the queue id and the time); fn non-zero stops.
  *	qindex_close(&qi, clean): flush; if clean, set the clean marker.
@@ -80,6 +84,8 @@ int qindex_put(qindex_t *qi, const qindex_entry_t *e, const char **why_r);
 int qindex_get(qindex_t *qi, const char *qid, qindex_entry_t *e, const char **why_r);
 int qindex_del(qindex_t *qi, const char *qid, const char **why_r);
 int qindex_walk(qindex_t *qi, qindex_walk_fn *fn, void *ctx, const char **why_r);
+int qindex_walk_from(qindex_t *qi, const char *after, qindex_walk_fn *fn, void *ctx,
+                     const char **why_r);
 int qindex_due(qindex_t *qi, int64_t now, qindex_due_fn *fn, void *ctx, const char **why_r);
 uint64_t qindex_generation(const qindex_t *qi);
 int qindex_sync(qindex_t *qi, const char **why_r);

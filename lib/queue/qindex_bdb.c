@@ -233,20 +233,35 @@ static void qindex_encode(buf_t *b, const qindex_entry_t *e)
     }
 }
 
-/* A cursor over a stored value; every read is bounds-checked. */
+/*
+ * A cursor over a stored value; every read is bounds-checked. Strings
+ * are copied out (qindex_get), or, in a walk, made in place: the value
+ * is first copied into scratch memory the walk owns, and each string's
+ * bytes move back over its own 4-byte length, which leaves room for the
+ * NUL without touching what follows. A walk then costs no allocation
+ * per entry.
+ */
 typedef struct dec {
-    const unsigned char *p;
+    unsigned char *p;
     size_t left;
     int bad;
+    bool inplace;
 } dec_t;
 
-static const unsigned char *dec_take(dec_t *d, size_t n)
+/* The reusable memory of a walk (in-place decoding). */
+typedef struct dec_arena {
+    buf_t value;
+    qindex_rcpt_t *rcpts;
+    size_t cap;
+} dec_arena_t;
+
+static unsigned char *dec_take(dec_t *d, size_t n)
 {
     if (d->bad || n > d->left) {
         d->bad = 1;
         return NULL;
     }
-    const unsigned char *p = d->p;
+    unsigned char *p = d->p;
     d->p += n;
     d->left -= n;
     return p;
@@ -266,19 +281,28 @@ static uint32_t dec_u32(dec_t *d)
 
 static char *dec_str(dec_t *d)
 {
-    uint32_t n = dec_u32(d);
-    const unsigned char *p = dec_take(d, n);
+    unsigned char *lp = dec_take(d, 4);
+    uint32_t n = lp ? qrec_get_u32(lp) : 0;
+    unsigned char *p = dec_take(d, n);
+
     if (p == NULL || memchr(p, 0, n) != NULL) {
         d->bad = 1;
         return NULL;
     }
-    return xstrndup((const char *)p, n);
+    if (!d->inplace)
+        return xstrndup((const char *)p, n);
+    memmove(lp, p, n);
+    lp[n] = 0;
+    return (char *)lp;
 }
 
-/* qindex_decode - a stored value back into an entry; -1 if garbled */
-static int qindex_decode(const char *qid, const void *p, size_t n, qindex_entry_t *e)
+/* qindex_decode_with - a stored value into an entry; the strings are
+ * allocated (a == NULL) or made in place in a->value (which the caller
+ * has filled with the value); -1 if garbled */
+static int qindex_decode_with(const char *qid, unsigned char *p, size_t n, qindex_entry_t *e,
+                              dec_arena_t *a)
 {
-    dec_t d = { p, n, 0 };
+    dec_t d = { p, n, 0, a != NULL };
 
     memset(e, 0, sizeof(*e));
     const unsigned char *v = dec_take(&d, 1);
@@ -286,23 +310,31 @@ static int qindex_decode(const char *qid, const void *p, size_t n, qindex_entry_
         return -1;
     char *queue = dec_str(&d);
     if (queue == NULL || strlen(queue) >= QINDEX_QUEUE_MAX) {
-        free(queue);
+        if (!a)
+            free(queue);
         return -1;
     }
     memcpy(e->qid, qid, QID_BUFSIZE);
     memcpy(e->queue, queue, strlen(queue) + 1);
-    free(queue);
+    if (!a)
+        free(queue);
     e->arrival_sec = (int64_t)dec_u64(&d);
     e->arrival_usec = (int32_t)dec_u32(&d);
     e->size = dec_u64(&d);
     e->next_attempt = (int64_t)dec_u64(&d);
     e->sender = dec_str(&d);
     uint32_t nr = dec_u32(&d);
-    if (d.bad || nr > QFILE_MAX_RCPTS || nr > d.left / 9) {
-        qindex_entry_free(e);
-        return -1;
+    if (d.bad || nr > QFILE_MAX_RCPTS || nr > d.left / 9)
+        goto bad;
+    if (!a) {
+        e->rcpts = xcalloc(nr ? nr : 1, sizeof(*e->rcpts));
+    } else {
+        if (nr > a->cap) {
+            a->cap = nr;
+            a->rcpts = xreallocarray(a->rcpts, a->cap, sizeof(*a->rcpts));
+        }
+        e->rcpts = a->rcpts;
     }
-    e->rcpts = xcalloc(nr ? nr : 1, sizeof(*e->rcpts));
     for (uint32_t i = 0; i < nr && !d.bad; i++) {
         const unsigned char *s = dec_take(&d, 1);
         e->rcpts[i].status = s ? (char)*s : 0;
@@ -310,11 +342,21 @@ static int qindex_decode(const char *qid, const void *p, size_t n, qindex_entry_
         e->rcpts[i].reason = dec_str(&d);
         e->nrcpts = i + 1;
     }
-    if (d.bad || d.left != 0) {
-        qindex_entry_free(e);
-        return -1;
-    }
+    if (d.bad || d.left != 0)
+        goto bad;
     return 0;
+
+bad:
+    if (!a)
+        qindex_entry_free(e);
+    return -1;
+}
+
+/* qindex_decode - a stored value back into an entry of its own */
+static int qindex_decode(const char *qid, const void *p, size_t n, qindex_entry_t *e)
+{
+    /* Only read: with no arena the cursor never writes through p. */
+    return qindex_decode_with(qid, (unsigned char *)(uintptr_t)p, n, e, NULL);
 }
 
 /* due_key - be64 time then qid, so byte order is time order */
@@ -419,9 +461,35 @@ int qindex_del(qindex_t *qi, const char *qid, const char **why_r)
     return 0;
 }
 
-/* qindex_walk - every entry in queue id order */
-int qindex_walk(qindex_t *qi, qindex_walk_fn *fn, void *ctx, const char **why_r)
+/* qindex_walk_step - decode the cursor's entry and call fn: 1 to stop,
+ * -1 if garbled, 0 to go on */
+static int qindex_walk_step(const DBT *k, const DBT *d, dec_arena_t *a, qindex_walk_fn *fn,
+                            void *ctx, const char **why_r)
 {
+    char qid[QID_BUFSIZE];
+    qindex_entry_t e;
+
+    if (k->size != QID_LEN) {
+        *why_r = "garbled index key";
+        return -1;
+    }
+    memcpy(qid, k->data, QID_LEN);
+    qid[QID_LEN] = 0;
+    buf_reset(&a->value);
+    if (!qid_valid(qid) || buf_append(&a->value, d->data, d->size) < 0
+        || qindex_decode_with(qid, (unsigned char *)a->value.data, d->size, &e, a) < 0) {
+        *why_r = "garbled index entry";
+        return -1;
+    }
+    return fn(&e, ctx) ? 1 : 0;
+}
+
+/* qindex_walk_from - entries with a queue id after `after` (every entry
+ * when it is NULL or ""), in queue id order; fn non-zero stops */
+int qindex_walk_from(qindex_t *qi, const char *after, qindex_walk_fn *fn, void *ctx,
+                     const char **why_r)
+{
+    dec_arena_t a = { 0 };
     DBC *c;
     DBT k, d;
     int ret, rc = 0;
@@ -430,26 +498,23 @@ int qindex_walk(qindex_t *qi, qindex_walk_fn *fn, void *ctx, const char **why_r)
         *why_r = db_strerror(ret);
         return -1;
     }
-    memset(&k, 0, sizeof(k));
+    buf_init(&a.value, BUF_NOLIMIT);
     memset(&d, 0, sizeof(d));
-    while ((ret = c->get(c, &k, &d, DB_NEXT)) == 0) {
-        char qid[QID_BUFSIZE];
-        qindex_entry_t e;
-        if (k.size != QID_LEN) {
-            *why_r = "garbled index key";
+    if (after && *after) {
+        /* the first key >= after, then past it if it is after itself */
+        k = qindex_dbt(after, strlen(after));
+        ret = c->get(c, &k, &d, DB_SET_RANGE);
+        if (ret == 0 && k.size == strlen(after) && memcmp(k.data, after, k.size) == 0)
+            ret = c->get(c, &k, &d, DB_NEXT);
+    } else {
+        memset(&k, 0, sizeof(k));
+        ret = c->get(c, &k, &d, DB_FIRST);
+    }
+    for (; ret == 0; ret = c->get(c, &k, &d, DB_NEXT)) {
+        int step = qindex_walk_step(&k, &d, &a, fn, ctx, why_r);
+        if (step < 0)
             rc = -1;
-            break;
-        }
-        memcpy(qid, k.data, QID_LEN);
-        qid[QID_LEN] = 0;
-        if (!qid_valid(qid) || qindex_decode(qid, d.data, d.size, &e) < 0) {
-            *why_r = "garbled index entry";
-            rc = -1;
-            break;
-        }
-        int stop = fn(&e, ctx);
-        qindex_entry_free(&e);
-        if (stop)
+        if (step != 0)
             break;
     }
     if (ret != 0 && ret != DB_NOTFOUND && rc == 0) {
@@ -457,7 +522,15 @@ int qindex_walk(qindex_t *qi, qindex_walk_fn *fn, void *ctx, const char **why_r)
         rc = -1;
     }
     c->close(c);
+    buf_free(&a.value);
+    free(a.rcpts);
     return rc;
+}
+
+/* qindex_walk - every entry in queue id order */
+int qindex_walk(qindex_t *qi, qindex_walk_fn *fn, void *ctx, const char **why_r)
+{
+    return qindex_walk_from(qi, NULL, fn, ctx, why_r);
 }
 
 /* qindex_due - scheduled entries with next_attempt <= now, earliest first */

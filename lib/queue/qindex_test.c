@@ -43,6 +43,27 @@ static int walk_count(const qindex_entry_t *e, void *ctx)
     return 0;
 }
 
+/* walk_check - a walked entry decodes like qindex_get's; stops after 2 */
+typedef struct { int n; char first[QID_BUFSIZE]; size_t rcpts; } walk_from_t;
+
+static int walk_check(const qindex_entry_t *e, void *ctx)
+{
+    walk_from_t *w = ctx;
+
+    if (w->n == 0)
+        memcpy(w->first, e->qid, QID_BUFSIZE);
+    TEST_STREQ(e->sender, "sender@example.com");
+    TEST_INTEQ(e->size, 1234);
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        char want[48];
+        snprintf(want, sizeof(want), "r%zu@example.org", i);
+        TEST_STREQ(e->rcpts[i].addr, want);
+        TEST_STREQ(e->rcpts[i].reason, i % 2 ? "" : "4.4.1 connection refused");
+    }
+    w->rcpts += e->nrcpts;
+    return ++w->n == 2;
+}
+
 typedef struct { int n; int64_t times[16]; char qids[16][QID_BUFSIZE]; } due_t;
 
 static int due_collect(const char *qid, int64_t t, void *ctx)
@@ -95,6 +116,25 @@ static void test_basic(void)
     char last[QID_BUFSIZE] = "";
     TEST_INTEQ(qindex_walk(qi, walk_count, last, &why), 0);
     TEST_STREQ(last, ids[4]);
+
+    /* resuming a walk: after a key, after a key that is gone, from "" */
+    walk_from_t w = { 0 };
+    TEST_INTEQ(qindex_walk_from(qi, ids[1], walk_check, &w, &why), 0);
+    TEST_INTEQ(w.n, 2);
+    TEST_STREQ(w.first, ids[2]);
+    TEST_INTEQ(w.rcpts, 3 + 4);
+    memset(&w, 0, sizeof(w));
+    char gone[QID_BUFSIZE];
+    memcpy(gone, ids[3], QID_BUFSIZE);
+    gone[QID_LEN - 1] = gone[QID_LEN - 1] == '0' ? '1' : '0';
+    TEST_INTEQ(qindex_walk_from(qi, gone, walk_check, &w, &why), 0);
+    TEST_STREQ(w.first, strcmp(gone, ids[3]) < 0 ? ids[3] : ids[4]);
+    memset(&w, 0, sizeof(w));
+    TEST_INTEQ(qindex_walk_from(qi, "", walk_check, &w, &why), 0);
+    TEST_STREQ(w.first, ids[0]);
+    memset(&w, 0, sizeof(w));
+    TEST_INTEQ(qindex_walk_from(qi, ids[4], walk_check, &w, &why), 0);
+    TEST_INTEQ(w.n, 0);
 
     due_t d = { 0 };
     TEST_INTEQ(qindex_due(qi, 250, due_collect, &d, &why), 0);
