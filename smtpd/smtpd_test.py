@@ -20,6 +20,7 @@ import stat
 import select
 import shutil
 import smtplib
+import signal
 import socket
 import ssl
 import struct
@@ -142,25 +143,58 @@ class QmgrServer(UnixServer):
 
 
 # --- the fake master ----------------------------------------------------
+class Spawned:
+    """The part of subprocess.Popen the tests use, for a posix_spawn child."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def _reap(self, flags):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, flags)
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self):
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("spawned daemon", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def terminate(self):
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self):
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
 def spawn(argv, lsock, status_w):
-    """Run a daemon as stork-master does: status pipe on 3, listener on 4."""
-    # Copies above 3 and 4 (F_DUPFD_CLOEXEC takes the lowest free number >= 100,
-    # so no descriptor in use, by us or a thread, is overwritten).
+    """Run a daemon as stork-master does: status pipe on 3, listener on 4.
+    posix_spawn, not Popen's preexec_fn: this process has threads (the fake
+    qmgr and verify servers), and Python code in a forked child of a
+    threaded process can deadlock before exec (seen: a daemon that never
+    started)."""
+    # Sources above 3 and 4 first, so neither dup2 overwrites the other's
+    # source (F_DUPFD_CLOEXEC takes the lowest free number >= 100).
     lfd_hi = fcntl.fcntl(lsock.fileno(), fcntl.F_DUPFD_CLOEXEC, 100)
     sfd_hi = fcntl.fcntl(status_w, fcntl.F_DUPFD_CLOEXEC, 100)
-
-    def place():
-        # Runs in the child before exec; dup2 makes 3 and 4
-        # inheritable, everything else Python opened is close-on-exec.
-        os.dup2(sfd_hi, 3)
-        os.dup2(lfd_hi, 4)
-        os.close(sfd_hi)
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_DUP2, sfd_hi, 3),
+               (os.POSIX_SPAWN_DUP2, lfd_hi, 4)]
+    try:
+        return Spawned(os.posix_spawn(argv[0], argv, os.environ, file_actions=actions))
+    finally:
         os.close(lfd_hi)
-
-    proc = subprocess.Popen(argv, preexec_fn=place, close_fds=False, stdin=subprocess.DEVNULL)
-    for fd in (lfd_hi, sfd_hi):
-        os.close(fd)
-    return proc
+        os.close(sfd_hi)
 
 
 class Smtpd:
@@ -172,7 +206,10 @@ class Smtpd:
         os.makedirs(self.conf, exist_ok=True)
         for d in ("incoming", "active", "deferred", "hold", "corrupt", "private", "public"):
             os.makedirs(os.path.join(self.qdir, d), exist_ok=True)
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+        # Written aside and renamed: servers sharing this directory start
+        # while the next one is set up, and must never read a half file.
+        cf_tmp = os.path.join(self.conf, "main.cf.%d" % os.getpid())
+        with open(cf_tmp, "w") as f:
             f.write("queue_directory = %s\n" % self.qdir)
             f.write("myhostname = mx.example.com\n")
             f.write("mydestination = example.com, localhost\n")
@@ -182,6 +219,7 @@ class Smtpd:
             f.write("smtpd_error_sleep_time = 0\n")
             f.write("smtpd_recipient_limit = 5\n")
             f.write(extra_cf)
+        os.replace(cf_tmp, os.path.join(self.conf, "main.cf"))
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
