@@ -690,7 +690,7 @@ class Bench:
         cpu = sh("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo")
         df = sh("df -hT %s | tail -1" % self.base)
         commit = sh("git -C %s rev-parse --short HEAD" % SOURCE_DIR)
-        dirty = sh("git -C %s status --porcelain | head -1" % SOURCE_DIR)
+        dirty = sh("git -C %s status --porcelain --untracked-files=no | head -1" % SOURCE_DIR)
         pfv = sh("postconf -d -h mail_version")
         return [
             ("date", datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
