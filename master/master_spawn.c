@@ -103,11 +103,15 @@ void master_spawn_check_all(master_t *m)
  */
 static void master_child(master_serv_t *s, char **envp)
 {
-    sigset_t none;
+    sigset_t mask;
     int st, lfd[MASTER_LISTEN_MAX];
 
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    /* SIGUSR1 (retire, sent on reload) stays blocked across exec: a
+     * daemon still starting up would die of its default action; blocked,
+     * it waits for the signalfd the service skeleton sets up. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGUSR1);
+    (void)sigprocmask(SIG_SETMASK, &mask, NULL);
     signal(SIGPIPE, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     /* Move the sources out of the way of 3..4+n, then place them. */

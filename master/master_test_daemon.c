@@ -66,6 +66,15 @@ int main(int argc, char **argv)
     if (optind < argc && strcmp(argv[optind], "fail") == 0)
         msg_fatal("failing at start as asked");
     signal(SIGUSR1, on_usr1);
+    {
+        /* The master execs us with SIGUSR1 blocked (it may come while we
+         * start): take it now that the handler is in place. */
+        sigset_t usr1;
+
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+    }
 
     for (;;) {
         struct pollfd pfd = { .fd = client >= 0 ? client : SERVICE_LISTEN_FD, .events = POLLIN };

@@ -24,7 +24,9 @@ int64_t qmgr_sched_next(const qmgr_msg_t *msg)
         delay = qmgr.min_backoff;
     if (delay > qmgr.max_backoff)
         delay = qmgr.max_backoff;
-    return now + delay;
+    /* now is whole seconds: one more, or a deferral late in a second
+     * would be due again a moment later, well before its backoff */
+    return now + delay + 1;
 }
 
 /* qmgr_sched_set_mtime - record the next attempt time on the file */
