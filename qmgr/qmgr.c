@@ -61,6 +61,11 @@ void qmgr_log_rcpt(const char *qid, const qfile_t *qf, size_t i, const char *rel
  * open, and agent and client connections need descriptors too. Without
  * this a big queue fills the table, agents cannot be reached ("socket:
  * Too many open files") and nothing is delivered. */
+#define QMGR_START_RESCAN1_MS 2000
+#define QMGR_START_RESCAN2_MS 8000
+
+static void qmgr_start_rescan(event_loop_t *loop, void *ctx);
+
 #define QMGR_FD_RESERVE 1024            /* connections, index, logs */
 
 static int qmgr_active_cap(int64_t want)
@@ -134,6 +139,21 @@ static void qmgr_post_init(service_t *svc)
     qmgr_rebuild(clean);
     qmgr_message_pump();
     qmgr_sched_arm();
+    event_timer_add(qmgr.loop, QMGR_START_RESCAN1_MS, qmgr_start_rescan, NULL);
+}
+
+/* qmgr_start_rescan - incoming/ again 2 s and 10 s after start: a writer
+ * that finished while the previous qmgr was retiring (stork reload) sent
+ * its notice to that process, and its file may have been completed just
+ * after our first scan; without this it would wait for the wakeup */
+static void qmgr_start_rescan(event_loop_t *loop, void *ctx)
+{
+    bool last = ctx != NULL;
+
+    qmgr_scan_incoming();
+    qmgr_message_pump();
+    if (!last)
+        event_timer_add(loop, QMGR_START_RESCAN2_MS, qmgr_start_rescan, &qmgr);
 }
 
 /* qmgr_wakeup - every -w seconds: catch lost notices and due messages */

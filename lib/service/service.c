@@ -133,7 +133,8 @@ static void service_config(service_t *svc)
 
 /* service_fd_fit - the open file limit must hold client_limit clients
  * (a socket each, and a file or a peer connection while busy): raise the
- * soft limit toward the hard one, else serve fewer clients, and say so */
+ * soft limit toward the hard one, else serve fewer clients, and say so
+ * (info, not a warning: qmgr's 10,000 is "never busy", not a need) */
 static void service_fd_fit(service_t *svc)
 {
     rlim_t want = (rlim_t)svc->client_limit * SERVICE_FDS_PER_CLIENT + SERVICE_FD_RESERVE;
@@ -147,7 +148,7 @@ static void service_fd_fit(service_t *svc)
     if (rl.rlim_cur < want) {
         int fit = rl.rlim_cur > 2 * SERVICE_FD_RESERVE
             ? (int)((rl.rlim_cur - SERVICE_FD_RESERVE) / SERVICE_FDS_PER_CLIENT) : 1;
-        msg_warn("%s: the open file limit (%llu) holds %d clients, not client_limit %d",
+        msg_info("%s: the open file limit (%llu) holds %d clients, not client_limit %d",
                  svc->name, (unsigned long long)rl.rlim_cur, fit, svc->client_limit);
         svc->client_limit = fit;
     }
