@@ -219,7 +219,10 @@ def test_4xx_defers_then_retry_delivers():
                what="delivery after the remote accepts")
     m = [m for m in rcv.messages if "dave@tempfail.test" in m["rcpts"]][0]
     assert m["data"].endswith(wire), m["data"]
-    assert a.log_lines(r"to=<dave@tempfail.test>.*status=sent"), a.diagnostics()
+    # The agent logs once it has read the remote 250, just after the
+    # receiver has recorded the message: wait for the line.
+    wait_until(lambda: a.log_lines(r"to=<dave@tempfail.test>.*status=sent"), 20,
+               what="the status=sent log line")
     a.wait_queue_empty(20)
     assert not dsns_for(a, "dave@tempfail.test"), "a deferral must not bounce"
 
