@@ -357,8 +357,14 @@ static int link_then_sync(const char *dir, int newfd, const buf_t *tmp, maildir_
         buf_reset(&res->path);
         return maildir_fail(res, err, "link into new/", tmp->data);
     }
-    if (fsync(c->fd) < 0 || close(c->fd) < 0) {
+    int synced = fsync(c->fd);
+
+    err = errno;
+    if (close(c->fd) < 0 && synced == 0) {
+        synced = -1;
         err = errno;
+    }
+    if (synced < 0) {
         (void)unlinkat(newfd, res->path.data + off, 0);
         buf_reset(&res->path);
         return maildir_fail(res, err, "fsync", tmp->data);
