@@ -100,10 +100,9 @@ class UnixServer(threading.Thread):
         conn.sendall(hello(self.proto))
         while True:
             f = read_frame(conn)
-            if f is None:
+            if f is None or self.handle(conn, *f) is False:
                 conn.close()
                 return
-            self.handle(conn, *f)
 
 
 LOCAL_DOMAINS = {"example.com", "localhost", "mx.example.com"}
@@ -111,13 +110,22 @@ LOCAL_USERS = {"user", "alice", "bob", "postmaster", "j\u00f6rg"}
 
 
 class VerifyServer(UnixServer):
-    """Classifies like lib/mail/resolve.h on a tiny fixed table."""
+    """Classifies like lib/mail/resolve.h on a tiny fixed table. An address
+    with "hangup" closes the connection unanswered (as a retiring verify
+    process may, just as a request arrives): "hangup-once" only the first
+    time it is asked."""
+    hung_up = set()
 
     def handle(self, conn, mtype, req_id, attrs):
         addr = attrs[A_ADDR].decode()
         local, _, domain = addr.rpartition("@") if "@" in addr else (addr, "", "example.com")
         domain = domain.lower()
-        if "tempfail" in addr:
+        if "hangup" in addr and ("once" not in addr or addr not in VerifyServer.hung_up):
+            VerifyServer.hung_up.add(addr)
+            return False
+        if "hangup" in addr:
+            cls, dsn, text = "local", "2.1.5", ""
+        elif "tempfail" in addr:
             cls, dsn, text = "error", "4.3.0", "<%s>: Temporary lookup failure" % addr
         elif domain in LOCAL_DOMAINS:
             if local.lower() in LOCAL_USERS:
@@ -594,6 +602,10 @@ def run_tests(srv, qdump):
         expect(r.cmd(b"RCPT TO:" + trick), code, dsn, "relay trick %s" % trick.decode())
     expect(r.cmd(b"RCPT TO:<nobody@example.com>"), 550, "5.1.1", "unknown user")
     expect(r.cmd(b"RCPT TO:<tempfail@example.com>"), 451, "4.3.0", "verify error → 451")
+    expect(r.cmd(b"RCPT TO:<hangup-once@example.com>"), 250, "2.1.5",
+           "verify connection lost under a request: asked again on a new one")
+    expect(r.cmd(b"RCPT TO:<hangup@example.com>"), 451, "4.3.0",
+           "verify connection lost twice → 451")
     expect(r.cmd(b"RCPT TO:<User@Example.COM>"), 250, "2.1.5", "local user from outside")
     expect(r.cmd(b"RCPT TO:<Postmaster>"), 250, "2.1.5", "RCPT TO:<Postmaster>")
     r.cmd(b"QUIT")

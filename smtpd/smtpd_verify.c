@@ -7,9 +7,14 @@
  * reached, does not answer within smtpd_verify_timeout, or breaks the
  * protocol, every pending request gets class "error" (451 4.3.0): a
  * recipient is never accepted without a verdict.
+ * A retiring verify process closes connections it sees idle, and a
+ * request may cross that close on the wire. So when the connection
+ * closes under unanswered requests, they are sent once more on a fresh
+ * connection (both kinds of request are read-only lookups); a second
+ * loss fails them.
  * The same connection carries AUTH credential checks (AUTH_REQ →
  * AUTH_REPLY): their result class is "ok", "fail" or "error"; the
- * password is wiped from our copy of the frame once it is queued.
+ * password is wiped from our copy of the frame when the request ends.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,8 @@ typedef struct smtpd_verify_req {
     uint32_t id;
     uint16_t reply_type;            /* VERIFY_REPLY or AUTH_REPLY */
     int64_t sent_ms;
+    bool resent;                    /* already sent on a second connection */
+    ipc_msg_t msg;                  /* kept for that one resend */
     smtpd_verify_fn *fn;
     void *ctx;
     struct smtpd_verify_req *next;
@@ -39,6 +46,16 @@ struct smtpd_verify {
 };
 
 static void smtpd_verify_timer(event_loop_t *loop, void *ctx);
+static void smtpd_verify_on_close(ipc_conn_t *conn, const char *why, void *ctx);
+
+/* smtpd_verify_req_free - a request ends; its frame may hold a password */
+static void smtpd_verify_req_free(smtpd_verify_req_t *r)
+{
+    if (r->msg.payload.data)
+        explicit_bzero(r->msg.payload.data, r->msg.payload.len);
+    ipc_msg_free(&r->msg);
+    free(r);
+}
 
 /* smtpd_verify_new - a client for the service at path (relative to the queue) */
 smtpd_verify_t *smtpd_verify_new(event_loop_t *loop, const char *path, int64_t timeout_ms)
@@ -81,7 +98,7 @@ static void smtpd_verify_fail_all(smtpd_verify_t *v)
         list = r->next;
         if (r->fn)
             r->fn(r->ctx, &res);
-        free(r);
+        smtpd_verify_req_free(r);
     }
 }
 
@@ -130,15 +147,54 @@ static void smtpd_verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
     }
     if (r->fn)
         r->fn(r->ctx, &res);
-    free(r);
+    smtpd_verify_req_free(r);
     if (v->head == NULL)
         event_timer_cancel(v->loop, &v->timer);
 }
 
-/* smtpd_verify_on_close - the service went away */
+/* smtpd_verify_open - connect; the HELLO is not awaited here: the master
+ * may be starting the verify process, and this loop serves every session */
+static int smtpd_verify_open(smtpd_verify_t *v, const char **why)
+{
+    int fd = ipc_connect_start(v->path, why);
+
+    if (fd < 0)
+        return -1;
+    v->conn = ipc_conn_new(v->loop, fd, smtpd_verify_on_msg, smtpd_verify_on_close, v);
+    ipc_conn_expect_hello(v->conn, "verify");
+    return 0;
+}
+
+/* smtpd_verify_resend - the connection closed under unanswered requests:
+ * send them once more on a fresh one; false when that is not possible */
+static bool smtpd_verify_resend(smtpd_verify_t *v)
+{
+    const char *why;
+
+    for (smtpd_verify_req_t *r = v->head; r; r = r->next)
+        if (r->resent)
+            return false;
+    if (smtpd_verify_open(v, &why) < 0) {
+        msg_warn("connect to verify service %s: %s", v->path, why);
+        return false;
+    }
+    for (smtpd_verify_req_t *r = v->head; r; r = r->next) {
+        r->resent = true;
+        ipc_conn_send(v->conn, &r->msg);
+    }
+    return true;
+}
+
+/* smtpd_verify_on_close - the service went away (a retiring process
+ * closes connections it sees idle: that alone is no cause for alarm) */
 static void smtpd_verify_on_close(ipc_conn_t *conn, const char *why, void *ctx)
 {
-    smtpd_verify_drop(ctx, why ? why : "connection closed");
+    smtpd_verify_t *v = ctx;
+
+    ipc_conn_free(&v->conn);
+    if (v->head == NULL || smtpd_verify_resend(v))
+        return;
+    smtpd_verify_drop(v, why ? why : "connection closed");
 }
 
 /* smtpd_verify_timer - the oldest request waited too long */
@@ -165,17 +221,12 @@ static void smtpd_verify_send(smtpd_verify_t *v, ipc_msg_t *m, uint16_t reply_ty
 
     if (v->conn == NULL) {
         const char *why;
-        /* Not waiting for the HELLO here: the master may be starting the
-         * verify process, and this loop serves every session. */
-        int fd = ipc_connect_start(v->path, &why);
-        if (fd < 0) {
+        if (smtpd_verify_open(v, &why) < 0) {
             smtpd_verify_result_t res = { "error", "4.3.0", NULL };
             msg_warn("connect to verify service %s: %s", v->path, why);
             fn(ctx, &res);
             return;
         }
-        v->conn = ipc_conn_new(v->loop, fd, smtpd_verify_on_msg, smtpd_verify_on_close, v);
-        ipc_conn_expect_hello(v->conn, "verify");
     }
     r = xcalloc(1, sizeof(*r));
     r->id = v->next_id++;
@@ -189,6 +240,7 @@ static void smtpd_verify_send(smtpd_verify_t *v, ipc_msg_t *m, uint16_t reply_ty
     v->tail = &r->next;
     m->req_id = r->id;
     ipc_conn_send(v->conn, m);
+    ipc_msg_move(&r->msg, m);
     if (v->timer == NULL)
         v->timer = event_timer_add(v->loop, v->timeout_ms, smtpd_verify_timer, v);
 }
@@ -220,7 +272,7 @@ void smtpd_verify_auth(smtpd_verify_t *v, const char *user, const char *password
     if (client_addr)
         ipc_put_str(&m, IPC_A_CLIENT_ADDR, client_addr);
     smtpd_verify_send(v, &m, IPC_M_AUTH_REPLY, fn, ctx);
-    if (m.payload.data)
+    if (m.payload.data)             /* still ours when the send failed */
         explicit_bzero(m.payload.data, m.payload.len);
     ipc_msg_free(&m);
 }
