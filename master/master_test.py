@@ -82,6 +82,15 @@ def alive(pid):
         return False
 
 
+def gone(pid):
+    """pid has exited: reaped, or a zombie (it may be reaped while we look)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="stork-master-test.")
     os.chmod(tmp, 0o755)
@@ -197,7 +206,7 @@ def run(tmp, conf, mcf, base, cmd, port1, port2, master):
     check(alive(pid3), "old child kept alive while its client is connected")
     f3.close()
     c3.close()
-    check(wait_for(lambda: not alive(pid3) or open(f"/proc/{pid3}/stat").read().split()[2] == "Z",
+    check(wait_for(lambda: gone(pid3),
                    5) is not None, "old child exits after its client leaves")
     for c in (c4, c5):
         c.close()
