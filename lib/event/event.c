@@ -16,7 +16,8 @@
 typedef struct event_fd {
     event_fd_fn *fn;
     void *ctx;
-    unsigned mask;
+    unsigned mask;          /* what the owner wants reported */
+    unsigned armed;         /* what epoll watches: never less than mask */
     bool used;
 } event_fd_t;
 
@@ -119,23 +120,43 @@ int event_fd_add(event_loop_t *loop, int fd, unsigned mask, event_fd_fn *fn, voi
     }
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -1;
-    loop->fds[fd] = (event_fd_t){ .fn = fn, .ctx = ctx, .mask = mask, .used = true };
+    loop->fds[fd] = (event_fd_t){ .fn = fn, .ctx = ctx, .mask = mask, .armed = mask, .used = true };
     return 0;
 }
 
+/* event_fd_arm - make epoll watch exactly the wanted mask */
+static int event_fd_arm(event_loop_t *loop, int fd, event_fd_t *ef)
+{
+    struct epoll_event ev = { .events = event_epoll_mask(ef->mask), .data.fd = fd };
+
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+        return -1;
+    ef->armed = ef->mask;
+    return 0;
+}
+
+/* event_fd_mod - a wider mask is armed now; a narrower one only when an
+ * event it no longer wants arrives: a session that pauses reading while
+ * it waits for a lookup or a disk flush, and resumes before the client
+ * says more, costs no system call either way */
 int event_fd_mod(event_loop_t *loop, int fd, unsigned mask)
 {
-    struct epoll_event ev = { .events = event_epoll_mask(mask), .data.fd = fd };
+    event_fd_t *ef;
+    unsigned old;
 
     if (fd < 0 || (size_t)fd >= loop->nfds || !loop->fds[fd].used) {
         errno = EBADF;
         return -1;
     }
-    if (loop->fds[fd].mask == mask)
+    ef = &loop->fds[fd];
+    old = ef->mask;
+    ef->mask = mask;
+    if ((mask & ~ef->armed) == 0)
         return 0;
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+    if (event_fd_arm(loop, fd, ef) < 0) {
+        ef->mask = old;
         return -1;
-    loop->fds[fd].mask = mask;
+    }
     return 0;
 }
 
@@ -327,8 +348,14 @@ void event_loop_run(event_loop_t *loop)
                 mask |= EVENT_READ;
             if (evs[i].events & EPOLLOUT)
                 mask |= EVENT_WRITE;
-            if (evs[i].events & (EPOLLHUP | EPOLLERR))
-                mask |= EVENT_ERROR;
+            if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
+                mask |= EVENT_ERROR;    /* reported whatever the mask */
+            } else if (mask & ~ef->mask) {
+                if (event_fd_arm(loop, fd, ef) < 0)
+                    msg_warn("epoll_ctl fd %d: %m", fd);
+                if ((mask &= ef->mask) == 0)
+                    continue;
+            }
             ef->fn(loop, fd, mask, ef->ctx);
         }
         event_run_timers(loop);

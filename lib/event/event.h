@@ -10,6 +10,8 @@
  *	event_fd_add(loop, fd, mask, fn, ctx): watch fd for EVENT_READ and/or
  *	EVENT_WRITE; fn(loop, fd, ready_mask, ctx) runs when ready.
  *	event_fd_mod changes the mask (0 = keep the fd but watch nothing);
+ *	only what the mask holds is reported (hang-up and error always are),
+ *	and narrowing reaches epoll lazily, when an unwanted event arrives;
  *	event_fd_del stops watching (call before close()). A handler may
  *	delete any fd, including its own, while running.
  *	event_timer_add(loop, ms, fn, ctx) runs fn once after ms; returns a

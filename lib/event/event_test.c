@@ -31,6 +31,51 @@ static void on_signal(event_loop_t *loop, int signo, void *ctx)
     event_loop_stop(loop);
 }
 
+static void on_count(event_loop_t *loop, int fd, unsigned mask, void *ctx)
+{
+    ((int *)ctx)[0]++;
+    ((int *)ctx)[1] = (int)mask;
+}
+
+static void on_stop(event_loop_t *loop, void *ctx)
+{
+    event_loop_stop(loop);
+}
+
+static void on_tick(event_loop_t *loop, void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+/* test_paused_fd - mask 0 reports nothing though data waits (epoll is
+ * narrowed when the first unwanted event comes, so the loop does not
+ * spin), and widening again reports it */
+static void test_paused_fd(void)
+{
+    event_loop_t *loop = event_loop_new();
+    int p[2], seen[2] = { 0, 0 }, ticks = 0;
+
+    TEST_CHECK(pipe(p) == 0);
+    TEST_INTEQ(event_fd_add(loop, p[0], EVENT_READ, on_count, seen), 0);
+    TEST_INTEQ(event_fd_mod(loop, p[0], 0), 0);
+    TEST_INTEQ(write(p[1], "z", 1), 1);
+    for (int ms = 1; ms <= 50; ms++)
+        event_timer_add(loop, ms, on_tick, &ticks);
+    event_timer_add(loop, 60, on_stop, NULL);
+    event_loop_run(loop);
+    TEST_INTEQ(seen[0], 0);
+    TEST_INTEQ(ticks, 50);
+    TEST_INTEQ(event_fd_mod(loop, p[0], EVENT_WRITE), 0);
+    TEST_INTEQ(event_fd_mod(loop, p[0], EVENT_READ), 0);
+    event_timer_add(loop, 50, on_stop, NULL);
+    event_loop_run(loop);
+    TEST_CHECK(seen[0] >= 1);
+    TEST_INTEQ(seen[1], EVENT_READ);
+    close(p[0]);
+    close(p[1]);
+    event_loop_free(&loop);
+}
+
 int main(void)
 {
     event_loop_t *loop = event_loop_new();
@@ -59,5 +104,6 @@ int main(void)
     TEST_INTEQ(sig, SIGUSR1);
     event_loop_free(&loop);
     TEST_CHECK(loop == NULL);
+    test_paused_fd();
     return test_done();
 }

@@ -52,6 +52,8 @@ struct ipc_conn {
 
 static void ipc_conn_event(event_loop_t *loop, int fd, unsigned mask, void *ctx);
 static void ipc_conn_watch(ipc_conn_t *c, unsigned mask);
+static void ipc_conn_compact(ipc_conn_t *c);
+static void ipc_conn_write_now(ipc_conn_t *c);
 
 /* ipc_conn_new - watch fd (the conn owns it) and deliver frames */
 ipc_conn_t *ipc_conn_new(event_loop_t *loop, int fd, ipc_on_msg_fn *on_msg,
@@ -178,10 +180,12 @@ size_t ipc_conn_pending(const ipc_conn_t *c)
     return c->out.len - c->out_head;
 }
 
-/* ipc_conn_send - queue a frame (m's fd is duplicated); written when possible */
+/* ipc_conn_send - queue a frame (m's fd is duplicated) and write it now
+ * when nothing else is waiting; the rest is written when possible */
 void ipc_conn_send(ipc_conn_t *c, const ipc_msg_t *m)
 {
     size_t start = c->out.len;
+    bool idle = c->out_head == c->out.len;
 
     if (c->closed || c->error)
         return;
@@ -197,7 +201,10 @@ void ipc_conn_send(ipc_conn_t *c, const ipc_msg_t *m)
             c->ofds[c->nofds++] = (ipc_outfd_t){ start, dup };
         }
     }
-    ipc_conn_watch(c, EVENT_READ | EVENT_WRITE);
+    if (idle && !c->error)
+        ipc_conn_write_now(c);
+    else
+        ipc_conn_watch(c, EVENT_READ | EVENT_WRITE);
 }
 
 /* ipc_conn_compact - drop written output so the buffer does not grow forever */
@@ -235,6 +242,33 @@ static ssize_t ipc_conn_write_once(ipc_conn_t *c)
         c->nofds--;
     }
     return n;
+}
+
+/* ipc_conn_write_now - write from ipc_conn_send, saving a trip through
+ * the loop (two epoll_ctl calls and a wake-up per frame). A failure is
+ * left for the loop to report: the sender may hold state that on_close
+ * frees. A producer (on_drain) is still driven by write events. */
+static void ipc_conn_write_now(ipc_conn_t *c)
+{
+    while (c->out_head < c->out.len) {
+        ssize_t n = ipc_conn_write_once(c);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            c->error = ipc_whyf("write: %s", n < 0 ? strerror(errno) : "no progress");
+            break;
+        }
+        c->out_head += (size_t)n;
+    }
+    if (c->out_head == c->out.len && !c->error && c->on_drain == NULL) {
+        ipc_conn_compact(c);
+        ipc_conn_watch(c, EVENT_READ);
+        return;
+    }
+    ipc_conn_watch(c, EVENT_READ | EVENT_WRITE);
 }
 
 /* ipc_conn_flush - write queued output until done or the socket is full */

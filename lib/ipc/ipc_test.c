@@ -527,7 +527,7 @@ static void test_event(void)
         ipc_conn_send(st.cli, &m);
         ipc_msg_free(&m);
     }
-    TEST_CHECK(ipc_conn_pending(st.cli) > 0);
+    TEST_INTEQ(ipc_conn_pending(st.cli), 0);   /* written at once: the socket had room */
     TEST_INTEQ(ipc_conn_fd(st.cli), sv[0]);
     t = event_timer_add(st.loop, T_MS, ev_timeout, &st);
     event_loop_run(st.loop);
@@ -689,6 +689,42 @@ static void test_event_protocol_error(void)
     event_loop_free(&loop);
 }
 
+/* gone_on_close - the peer of test_send_to_gone_peer went away */
+static void gone_on_close(ipc_conn_t *conn, const char *why, void *ctx)
+{
+    int *n = ctx;
+
+    n[1]++;
+    TEST_CHECK(strncmp(why, "write:", 6) == 0 || strcmp(why, "connection closed") == 0);
+    ipc_conn_free(&conn);
+}
+
+/* test_send_to_gone_peer - a write that fails inside ipc_conn_send is
+ * reported by the loop, never to the sender in the middle of its send */
+static void test_send_to_gone_peer(void)
+{
+    event_loop_t *loop = event_loop_new();
+    int sv[2], counts[2] = { 0, 0 };
+    ipc_conn_t *c;
+    ipc_msg_t m;
+
+    TEST_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0);
+    close(sv[1]);
+    c = ipc_conn_new(loop, sv[0], bad_on_msg, gone_on_close, counts);
+    ipc_msg_init(&m, IPC_M_QMGR_NEW);
+    ipc_put_str(&m, IPC_A_QID, "q");
+    ipc_conn_send(c, &m);
+    ipc_msg_free(&m);
+    TEST_INTEQ(counts[1], 0);
+    for (int i = 0; i < 5 && counts[1] == 0; i++) {
+        (void)event_timer_add(loop, 100, stop_loop, NULL);
+        event_loop_run(loop);
+    }
+    TEST_INTEQ(counts[0], 0);
+    TEST_INTEQ(counts[1], 1);
+    event_loop_free(&loop);
+}
+
 /* test_connect - ipc_connect checks the server's HELLO */
 static void test_connect(void)
 {
@@ -798,6 +834,7 @@ int main(void)
     test_event();
     test_drain();
     test_event_protocol_error();
+    test_send_to_gone_peer();
     test_connect();
     test_connect_start();
     return test_done();

@@ -1,6 +1,7 @@
 /* maildir_name - unique Maildir file names */
 #include "maildir/maildir_name.h"
 #include "util/str.h"
+#include "util/proc.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ void maildir_name_new(buf_t *out)
         host[sizeof(host) - 1] = 0;
     }
     buf_printf(out, "%lld.M%ldP%ldQ%lu.", (long long)tv.tv_sec, (long)tv.tv_usec,
-               (long)getpid(), ++maildir_seq);
+               (long)proc_pid(), ++maildir_seq);
     maildir_name_escape_host(out, host);
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "queue/qid.h"
+#include "util/proc.h"
 
 #define QID_TIME_DIGITS 11
 #define QID_PROC_DIGITS (QID_LEN - QID_TIME_DIGITS)
@@ -53,7 +54,7 @@ void qid_new(char buf[QID_BUFSIZE])
     /* 25 bits: 22 of pid (Linux pid_max is at most 2^22) and 3 of sequence,
      * so that a recycled pid in the same microsecond still tends to differ;
      * O_EXCL creation is the final guarantee. */
-    uint64_t proc = (((uint64_t)getpid() & 0x3FFFFF) << 3) | (seq & 7);
+    uint64_t proc = (((uint64_t)proc_pid() & 0x3FFFFF) << 3) | (seq & 7);
     qid_encode(buf, QID_TIME_DIGITS, usec);
     qid_encode(buf + QID_TIME_DIGITS, QID_PROC_DIGITS, proc);
     buf[QID_LEN] = 0;

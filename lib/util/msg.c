@@ -1,5 +1,6 @@
 /* msg - diagnostics to syslog or a log file */
 #include "util/msg.h"
+#include "util/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,7 +101,7 @@ void msg_vlog(int level, const char *fmt, va_list ap)
         localtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
         snprintf(line, sizeof(line), "%s.%06ld %s %s[%ld]: %s%s\n", stamp,
-                 ts.tv_nsec / 1000, msg_host, msg_ident, (long)getpid(),
+                 ts.tv_nsec / 1000, msg_host, msg_ident, (long)proc_pid(),
                  msg_level_prefix(level), text);
         n = strlen(line);
         if (msg_fd >= 0 && write(msg_fd, line, n) < 0) {
