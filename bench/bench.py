@@ -258,6 +258,7 @@ class Bench:
     def __init__(self, args):
         self.a = args
         self.rows = []          # (section, label, metric, stork summary, postfix summary, note)
+        self.carried_notes = []  # notes of sections kept from the previous report
         self.notes = []
         self.raw = {}           # (case, server) -> [results]
         self.base = tempfile.mkdtemp(prefix="stork-bench-", dir=args.tmpdir)
@@ -354,6 +355,7 @@ class Bench:
             mds = srv.maildirs()
             delivered = lambda: procstat.count_new(mds)  # noqa: E731
         time.sleep(0.3)
+        io0 = procstat.disk_ops(self.base)
         cpu0 = procstat.tree_cpu(srv.master_pid)
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         wall0 = time.time()
@@ -378,6 +380,7 @@ class Bench:
             dl_elapsed = (lm - wall0) if (t_done and lm > wall0) else None
         time.sleep(0.2)
         cpu1 = procstat.tree_cpu(srv.master_pid)
+        io1 = procstat.disk_ops(self.base)
         lat = sorted(st["lat"])
         res = {
             "accepted": acc, "delivered": n, "errors": st["errors"],
@@ -389,6 +392,11 @@ class Bench:
             "client_cpu_per_1000": ((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
                                     / acc * 1000) if acc else None,
         }
+        if io0 and io1 and n:
+            for k in ("writes", "flushes", "discards"):
+                res["disk_%s_per_msg" % k] = (io1[k] - io0[k]) / n
+            res["disk_ops_per_msg"] = sum(res["disk_%s_per_msg" % k]
+                                          for k in ("writes", "flushes", "discards"))
         if st["errors"]:
             res["error"] = st["last_error"]
         if n < acc:
@@ -438,7 +446,8 @@ class Bench:
                                      ("dlv_rate", "delivered msgs/s", "higher"),
                                      ("cpu_per_1000", "CPU s / 1000 msgs", "lower"),
                                      ("p50_ms", "p50 end-of-DATA→250 ms", "lower"),
-                                     ("p99_ms", "p99 end-of-DATA→250 ms", "lower")):
+                                     ("p99_ms", "p99 end-of-DATA→250 ms", "lower"),
+                                     ("disk_ops_per_msg", "disk requests / msg", "lower")):
             st = summary(self.results(key, "Stork", metric))
             pf = summary(self.results(key, "Postfix", metric))
             self.rows.append((section, label, name, st, pf, better, na))
@@ -720,7 +729,9 @@ class Bench:
                   "latency lower is better)",
                   "- big queue: %s" % ("%d messages (full target is 1,000,000: "
                                       "`bench/run --big-queue 1000000`)" % a.big_queue
-                                      if a.big_queue else "skipped (--big-queue 0)"),
+                                      if a.big_queue and "bigq" in a.cases else
+                                      "not in this run (a section below that says so is "
+                                      "carried over from an earlier report)"),
                   ""]
         if self.stork_why:
             lines += ["**Stork could not be measured in (part of) this run: %s**" % self.stork_why, ""]
@@ -741,13 +752,61 @@ class Bench:
             cells = [c.replace("|", "\\|") for c in (label, name, stc, pfc, ratio)]
             lines.append("| %s | %s | %s | %s | %s |" % tuple(cells))
         lines += disk
-        if self.notes:
-            lines += ["", "## Notes", ""] + ["- " + n for n in self.notes]
+        lines = self.merge_carried(lines)
+        if self.notes or self.carried_notes:
+            lines += ["", "## Notes", ""] + ["- " + n for n in self.notes] + self.carried_notes
         text = "\n".join(lines) + "\n"
         with open(a.out, "w") as f:
             f.write(text)
         log("\n" + text)
         log("wrote %s" % a.out)
+
+    def carried_over(self, produced):
+        """The previous report's sections for cases this run did not
+        include (case e takes over an hour, so it is usually run on its
+        own), each marked with the run it came from; and their notes."""
+        try:
+            with open(self.a.out) as f:
+                old = f.read()
+        except OSError:
+            return {}, []
+        date = re.search(r"^\| date \| (.+?) \|$", old, re.M)
+        commit = re.search(r"^\| commit \| (.+?) \|$", old, re.M)
+        where = "the run of %s at commit %s" % (date.group(1) if date else "?",
+                                                commit.group(1) if commit else "?")
+        secs, notes = {}, []
+        for chunk in re.split(r"(?m)^(?=## )", old):
+            m = re.match(r"## ([a-e])\. ", chunk)
+            if m and m.group(1) not in produced:
+                body = chunk.rstrip("\n").split("\n")
+                if not any(ln.startswith(("_Carried over", "From `bench/run")) for ln in body):
+                    body[1:1] = ["", "_Carried over from %s: this run did not include case %s._"
+                                 % (where, m.group(1))]
+                secs[m.group(1)] = body
+            elif chunk.startswith("## Notes"):
+                notes = [ln for ln in chunk.split("\n") if re.match(r"- [a-e]\. ", ln)]
+        return secs, [ln for ln in notes if ln[2] in secs]
+
+    def merge_carried(self, lines):
+        """Put the carried-over sections among this run's, in case order."""
+        chunks, cur = [], []
+        for ln in lines:
+            if ln.startswith("## ") and cur:
+                chunks.append(cur)
+                cur = []
+            cur.append(ln)
+        chunks.append(cur)
+        produced = {c[0][3] for c in chunks if re.match(r"## [a-e]\. ", c[0])}
+        carried, self.carried_notes = self.carried_over(produced)
+        for letter, body in sorted(carried.items()):
+            at = next((i for i, c in enumerate(chunks)
+                       if re.match(r"## [a-e]\. ", c[0]) and c[0][3] > letter), len(chunks))
+            chunks.insert(at, [""] + body + [""])
+        out = []
+        for ln in (ln for c in chunks for ln in c):
+            if not (ln == "" and out and out[-1] == ""):
+                out.append(ln)
+        return out
 
     def disk_section(self):
         a = self.a
@@ -784,6 +843,15 @@ class Bench:
                     return "%.0f%%" % (100 * s[0] / x[0]) if x and x[0] else NA
                 out.append("| %s | %d | %s | %s | %s | %s |" % (srv, conc, fmt_num(s[0]), frac(d1),
                                                                 frac(dn), frac(sk)))
+        out += ["", "Disk requests per delivered message (1 KiB, SMTP → Maildir; the whole "
+                "device's writes / cache flushes / discards over the run, medians):", "",
+                "| server | c | writes | flushes | discards |", "|---|---|---|---|---|"]
+        for srv in ("Stork", "Postfix"):
+            for conc in a.concurrency:
+                cells = [(summary(self.results(("smtp", 1024, conc), srv, "disk_%s_per_msg" % k))
+                          or (None,))[0] for k in ("writes", "flushes", "discards")]
+                if any(c is not None for c in cells):
+                    out.append("| %s | %d | %s |" % (srv, conc, " | ".join(fmt_num(c) for c in cells)))
         out += ["", "The bench client's own CPU per 1000 messages (1 KiB, c=10): " +
                 ", ".join("%s run %s s" % (srv, fmt_num((summary(self.results(("smtp", 1024, 10), srv,
                                                                              "client_cpu_per_1000"))

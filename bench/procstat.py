@@ -69,6 +69,21 @@ def tree_cpu(root):
     return total / CLK_TCK
 
 
+def disk_ops(path):
+    """Requests the block device holding path has completed so far:
+    {"writes", "flushes", "discards"} from /sys/dev/block/M:m/stat
+    (the whole machine's traffic to that device, not one server's)."""
+    st = os.stat(path)
+    try:
+        with open("/sys/dev/block/%d:%d/stat" % (os.major(st.st_dev), os.minor(st.st_dev))) as f:
+            v = [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        return None
+    # reads, merges, sectors, ticks; writes (4) ...; discards (11) ...; flushes (15)
+    return {"writes": v[4], "discards": v[11] if len(v) > 11 else 0,
+            "flushes": v[15] if len(v) > 15 else 0}
+
+
 def tree_pss(root):
     """Sum of Pss (bytes; shared pages divided among their users) of
     root's tree, from /proc/PID/smaps_rollup."""
