@@ -252,6 +252,33 @@ static void test_config_error(void)
     close(st);
 }
 
+/* test_early_fatal_on_stderr - a daemon that dies before its log file is
+ * open says why on stderr (the master's), not only to syslog */
+static void test_early_fatal_on_stderr(void)
+{
+    char out[4096];
+    size_t have = 0;
+    ssize_t n;
+    int p[2];
+    pid_t pid;
+
+    TEST_CHECK(pipe2(p, O_CLOEXEC) == 0);
+    if ((pid = fork()) == 0) {
+        if (dup2(p[1], 2) < 0)
+            _exit(99);
+        execl(SERVICE_TEST_DAEMON, SERVICE_TEST_DAEMON, "-c", dir, "-n", "svctest",
+              "-t", "unix", "-o", "no-equals-sign", (char *)NULL);
+        _exit(98);
+    }
+    close(p[1]);
+    while (have < sizeof(out) - 1 && (n = read(p[0], out + have, sizeof(out) - 1 - have)) > 0)
+        have += (size_t)n;
+    out[have] = 0;
+    close(p[0]);
+    TEST_INTEQ(wait_exit(pid, 5000), 1);
+    TEST_CHECK(strstr(out, "svctest: fatal: -o no-equals-sign") != NULL);
+}
+
 /* test_by_hand - no fd 3/4: warn, still wake up; SIGTERM exits at once */
 static void test_by_hand(void)
 {
@@ -337,6 +364,7 @@ int main(void)
     test_idle();
     test_max_use();
     test_config_error();
+    test_early_fatal_on_stderr();
     test_by_hand();
     test_privdrop();
     cleanup();

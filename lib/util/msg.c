@@ -111,8 +111,14 @@ void msg_vlog(int level, const char *fmt, va_list ap)
             fprintf(stderr, "%s: %s%s\n", msg_prog, msg_level_prefix(level), text);
         }
     }
-    if (msg_fd < 0)
+    if (msg_fd < 0) {
         syslog(level, "%s%s", msg_level_prefix(level), text);
+        /* A daemon that dies before its maillog_file is open (a bad
+         * configuration, say) must not leave only a syslog line that a
+         * host without syslog drops: stderr is the master's. */
+        if (level <= LOG_CRIT && !msg_stderr)
+            fprintf(stderr, "%s: %s%s\n", msg_prog, msg_level_prefix(level), text);
+    }
     errno = saved_errno;
 }
 
