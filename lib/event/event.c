@@ -349,7 +349,9 @@ void event_loop_run(event_loop_t *loop)
             if (evs[i].events & EPOLLOUT)
                 mask |= EVENT_WRITE;
             if (evs[i].events & (EPOLLHUP | EPOLLERR)) {
-                mask |= EVENT_ERROR;    /* reported whatever the mask */
+                /* reported whatever the mask, as readable (a read says
+                 * what happened); writable only if that is wanted */
+                mask = (mask & (ef->mask | EVENT_READ)) | EVENT_ERROR;
             } else if (mask & ~ef->mask) {
                 if (event_fd_arm(loop, fd, ef) < 0)
                     msg_warn("epoll_ctl fd %d: %m", fd);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ struct ipc_conn {
     ipc_outfd_t *ofds;
     size_t nofds;
     const char *error;              /* deferred failure, reported by the loop */
+    char error_text[160];           /* its text: ipc_whyf's buffer is shared */
     unsigned watch;
     int busy;
     bool closed;
@@ -54,6 +56,13 @@ static void ipc_conn_event(event_loop_t *loop, int fd, unsigned mask, void *ctx)
 static void ipc_conn_watch(ipc_conn_t *c, unsigned mask);
 static void ipc_conn_compact(ipc_conn_t *c);
 static void ipc_conn_write_now(ipc_conn_t *c);
+
+/* ipc_conn_keep_why - a copy of a deferred failure's text in the conn */
+static const char *ipc_conn_keep_why(ipc_conn_t *c, const char *why)
+{
+    snprintf(c->error_text, sizeof(c->error_text), "%s", why);
+    return c->error_text;
+}
 
 /* ipc_conn_new - watch fd (the conn owns it) and deliver frames */
 ipc_conn_t *ipc_conn_new(event_loop_t *loop, int fd, ipc_on_msg_fn *on_msg,
@@ -195,7 +204,7 @@ void ipc_conn_send(ipc_conn_t *c, const ipc_msg_t *m)
         int dup = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
 
         if (dup < 0) {
-            c->error = ipc_whyf("dup: %s", strerror(errno));
+            c->error = ipc_conn_keep_why(c, ipc_whyf("dup: %s", strerror(errno)));
         } else {
             c->ofds = xreallocarray(c->ofds, c->nofds + 1, sizeof(*c->ofds));
             c->ofds[c->nofds++] = (ipc_outfd_t){ start, dup };
@@ -258,7 +267,8 @@ static void ipc_conn_write_now(ipc_conn_t *c)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) {
-            c->error = ipc_whyf("write: %s", n < 0 ? strerror(errno) : "no progress");
+            c->error = ipc_conn_keep_why(c, ipc_whyf("write: %s",
+                                                     n < 0 ? strerror(errno) : "no progress"));
             break;
         }
         c->out_head += (size_t)n;
