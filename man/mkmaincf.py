@@ -19,6 +19,8 @@ OUT = os.path.join(HERE, "man5", "main.cf.5")
 
 DESC = {
     # smtpd: TLS, AUTH, restrictions
+    "anvil_rate_time_unit": "The time unit of smtpd_client_connection_rate_limit: a "
+                            "client's connections are counted from its first one in a unit.",
     "broken_sasl_auth_clients": "Also announce AUTH in the old AUTH=PLAIN LOGIN form for "
                                 "clients that need it.",
     "smtpd_recipient_restrictions": "RCPT rules checked after smtpd_relay_restrictions: "
@@ -222,6 +224,18 @@ DESC = {
                              "whose processes fail at start-up.",
     "setgid_group": "The group that owns maildrop/ and the set-gid sendmail(1).",
     "smtpd_banner": "The text after 220 in the SMTP greeting.",
+    "smtpd_client_connection_count_limit": "How many sessions one client address may have "
+                                           "open at once, over every smtpd(8) process of "
+                                           "the instance (the verify service counts them). "
+                                           "One more is answered 421 4.7.0 and "
+                                           "disconnected. 0 means no limit.",
+    "smtpd_client_connection_rate_limit": "How many connections one client address may make "
+                                          "per anvil_rate_time_unit; one more is answered "
+                                          "421 4.7.0 and disconnected. 0 (the default) "
+                                          "means no limit.",
+    "smtpd_client_event_limit_exceptions": "Client addresses and networks (CIDR) that the "
+                                           "two connection limits do not apply to; host "
+                                           "names are not accepted.",
     "smtpd_client_limit": "Sessions one smtpd(8) process serves on its event loop (the "
                           "master starts another process when all are full, up to the "
                           "service's maxproc). The open file limit is raised to fit, or the "

@@ -96,6 +96,12 @@ static void smtpd_settings_load(conf_t *conf, smtpd_settings_t *set)
          * than run with a relay policy the admin did not write. */
         if (smtpd_cidr_add(&set->mynetworks, nets[i], &why) < 0)
             msg_fatal("mynetworks: %s: %s", nets[i], why);
+    set->conn_count_limit = (uint64_t)conf_int(conf, "smtpd_client_connection_count_limit");
+    set->conn_rate_limit = (uint64_t)conf_int(conf, "smtpd_client_connection_rate_limit");
+    nets = conf_list(conf, "smtpd_client_event_limit_exceptions");
+    for (size_t i = 0; nets && nets[i]; i++)
+        if (smtpd_cidr_add(&set->limit_exceptions, nets[i], &why) < 0)
+            msg_fatal("smtpd_client_event_limit_exceptions: %s: %s", nets[i], why);
     smtpd_restrict_load(conf, "smtpd_relay_restrictions", &set->relay_restrictions);
     smtpd_restrict_load(conf, "smtpd_recipient_restrictions", &set->recipient_restrictions);
     if (!smtpd_restrict_closes(&set->relay_restrictions)

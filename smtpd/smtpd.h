@@ -61,6 +61,9 @@ typedef struct smtpd_settings {
     bool smtputf8;
     bool strict_rfc821;
     smtpd_cidr_t mynetworks;
+    uint64_t conn_count_limit;          /* smtpd_client_connection_count_limit, 0 = none */
+    uint64_t conn_rate_limit;           /* smtpd_client_connection_rate_limit, 0 = none */
+    smtpd_cidr_t limit_exceptions;      /* smtpd_client_event_limit_exceptions */
     smtpd_restrict_t relay_restrictions;        /* smtpd_relay_restrictions */
     smtpd_restrict_t recipient_restrictions;    /* smtpd_recipient_restrictions */
     /* TLS */
@@ -128,6 +131,8 @@ struct smtpd_session {
     bool quit;                          /* close once out is written */
     bool dead;                          /* close now */
     bool wait_verify;                   /* an RCPT waits for the verify service */
+    bool wait_anvil;                    /* the greeting waits for the session count */
+    bool anvil_counted;                 /* the verify service counted this session */
     bool parked;                        /* on the group commit list */
     bool in_process;                    /* inside smtpd_session_process */
     bool reading;                       /* the fd is watched for input */
@@ -259,9 +264,10 @@ void smtpd_enqueue_init(smtpd_server_t *srv);
 
 /* smtpd_verify.c */
 typedef struct smtpd_verify_result {
-    const char *cls;        /* local virtual remote unknown error */
+    const char *cls;        /* local virtual remote unknown error; ok */
     const char *dsn;
     const char *text;       /* may be NULL */
+    uint64_t count, rate;   /* a session count: the client's sessions, connections */
 } smtpd_verify_result_t;
 typedef void smtpd_verify_fn(void *ctx, const smtpd_verify_result_t *res);
 smtpd_verify_t *smtpd_verify_new(event_loop_t *loop, const char *path, int64_t timeout_ms);
@@ -270,5 +276,8 @@ void smtpd_verify_query(smtpd_verify_t *v, const char *addr, const char *client_
 void smtpd_verify_auth(smtpd_verify_t *v, const char *user, const char *password,
                        const char *client_addr, smtpd_verify_fn *fn, void *ctx);
 void smtpd_verify_cancel(smtpd_verify_t *v, void *ctx);
+void smtpd_verify_connect(smtpd_verify_t *v, const char *client_addr, smtpd_verify_fn *fn,
+                          void *ctx);
+void smtpd_verify_disconnect(smtpd_verify_t *v, const char *client_addr);
 
 #endif

@@ -44,6 +44,9 @@ static const char *const smtpd_cmd_names[SMTPD_C_COUNT] = {
 
 static void smtpd_session_io(event_loop_t *loop, int fd, unsigned mask, void *ctx);
 static void smtpd_session_timer(event_loop_t *loop, void *ctx);
+static bool smtpd_session_limited(const smtpd_session_t *s);
+static void smtpd_session_greet(smtpd_session_t *s);
+static void smtpd_session_admitted(void *ctx, const smtpd_verify_result_t *res);
 
 /* smtpd_peer - the client's address as text ("unknown" never happens
  * for TCP; a UNIX-domain client is the local host) */
@@ -75,7 +78,6 @@ static char *smtpd_peer(int fd)
 void smtpd_session_new(smtpd_server_t *srv, int fd)
 {
     smtpd_session_t *s = xcalloc(1, sizeof(*s));
-    char c;
 
     s->srv = srv;
     s->fd = fd;
@@ -99,18 +101,76 @@ void smtpd_session_new(smtpd_server_t *srv, int fd)
     s->watch = EVENT_READ;
     s->reading = true;
     s->timer = event_timer_add(srv->loop, srv->set.timeout_ms, smtpd_session_timer, s);
-    if (srv->set.tls_wrapper) {
+    if (smtpd_session_limited(s)) {
+        /* The answer may come at once: the session must not be resumed
+         * (and maybe freed) from inside the request. */
+        s->wait_anvil = true;
+        s->in_process = true;
+        smtpd_verify_connect(srv->verify, s->client_addr, smtpd_session_admitted, s);
+        s->in_process = false;
+    } else {
+        smtpd_session_greet(s);
+    }
+    smtpd_session_resume(s);
+}
+
+/* smtpd_session_limited - do the per-client connection limits apply? */
+static bool smtpd_session_limited(const smtpd_session_t *s)
+{
+    const smtpd_settings_t *set = &s->srv->set;
+
+    return (set->conn_count_limit > 0 || set->conn_rate_limit > 0)
+        && !smtpd_cidr_match(&set->limit_exceptions, s->client_addr);
+}
+
+/* smtpd_session_greet - the 220, or on the TLS wrapper port the
+ * handshake that comes before it */
+static void smtpd_session_greet(smtpd_session_t *s)
+{
+    char c;
+
+    if (s->srv->set.tls_wrapper) {
         /* RFC 8314: TLS first; the greeting follows the handshake. */
         if (!s->dead)
             smtpd_tls_begin(s);
-    } else {
-        /* An early talker sends before seeing the greeting (RFC 5321
-         * 4.3.1 says it must wait). Logged as Postfix does; not rejected. */
-        if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
-            msg_info("improper command pipelining after CONNECT from %s", s->client_desc);
-        smtpd_reply(s, 220, NULL, "%s", srv->set.banner);
+        return;
     }
-    smtpd_session_resume(s);
+    /* An early talker sends before seeing the greeting (RFC 5321 4.3.1
+     * says it must wait). Logged as Postfix does; not rejected. */
+    if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+        msg_info("improper command pipelining after CONNECT from %s", s->client_desc);
+    smtpd_reply(s, 220, NULL, "%s", s->srv->set.banner);
+}
+
+/* smtpd_session_admitted - the verify service counted the session: over
+ * a limit it gets 421 and is closed, as Postfix's anvil does; when the
+ * service cannot say, the client is served (the limits are a defence
+ * against floods, not a reason to refuse mail when a helper is down) */
+static void smtpd_session_admitted(void *ctx, const smtpd_verify_result_t *res)
+{
+    smtpd_session_t *s = ctx;
+    const smtpd_settings_t *set = &s->srv->set;
+    const char *what = NULL;
+    uint64_t n = 0;
+
+    s->wait_anvil = false;
+    if (strcmp(res->cls, "ok") == 0) {
+        s->anvil_counted = true;
+        if (set->conn_count_limit > 0 && res->count > set->conn_count_limit)
+            what = "concurrency", n = res->count;
+        else if (set->conn_rate_limit > 0 && res->rate > set->conn_rate_limit)
+            what = "rate", n = res->rate;
+    }
+    if (what) {
+        msg_warn("Connection %s limit exceeded: %llu from %s for service %s", what,
+                 (unsigned long long)n, s->client_desc, service_name(s->srv->svc));
+        smtpd_reply(s, 421, "4.7.0", "%s Error: too many connections from %s",
+                    set->myhostname, s->client_addr);
+        s->quit = true;
+    } else {
+        smtpd_session_greet(s);
+    }
+    smtpd_session_wake(s);
 }
 
 /* smtpd_reply - queue one reply; 4xx/5xx count as errors (tarpit, limits) */
@@ -388,6 +448,8 @@ static void smtpd_session_free(smtpd_session_t *s)
     buf_free(&line);
 
     smtpd_verify_cancel(srv->verify, s);
+    if (s->anvil_counted)
+        smtpd_verify_disconnect(srv->verify, s->client_addr);
     event_timer_cancel(srv->loop, &s->timer);
     event_timer_cancel(srv->loop, &s->sleep_timer);
     event_timer_cancel(srv->loop, &s->kick_timer);
@@ -439,7 +501,7 @@ void smtpd_session_resume(smtpd_session_t *s)
  * still being verified). */
 bool smtpd_session_waiting(const smtpd_session_t *s)
 {
-    return s->wait_verify || s->wait_auth || s->parked || s->sleep_timer != NULL;
+    return s->wait_verify || s->wait_auth || s->wait_anvil || s->parked || s->sleep_timer != NULL;
 }
 
 /* smtpd_session_wake - an asynchronous step finished: go on if nothing

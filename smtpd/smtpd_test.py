@@ -32,9 +32,10 @@ import time
 
 # --- IPC frames (lib/ipc/ipc.h) ---------------------------------------
 A_PROTO, A_MAJOR, A_MINOR, A_QID, A_ADDR = 1, 2, 3, 4, 12
-A_DSN_STATUS, A_TEXT, A_CLASS = 17, 19, 28
+A_DSN_STATUS, A_TEXT, A_COUNT, A_CLASS, A_CLIENT_ADDR, A_RATE = 17, 19, 27, 28, 34, 46
 T_U64, T_STR = 1, 2
 M_HELLO, M_QMGR_NEW, M_VERIFY_REQ, M_VERIFY_REPLY = 1, 2, 11, 12
+M_CLIENT_CONNECT, M_CLIENT_COUNT, M_CLIENT_DISCONNECT = 20, 21, 22
 
 
 def attr_str(aid, s):
@@ -115,8 +116,11 @@ class VerifyServer(UnixServer):
     process may, just as a request arrives): "hangup-once" only the first
     time it is asked."""
     hung_up = set()
+    sessions = {}
 
     def handle(self, conn, mtype, req_id, attrs):
+        if mtype in (M_CLIENT_CONNECT, M_CLIENT_DISCONNECT):
+            return self.count_session(conn, mtype, req_id, attrs[A_CLIENT_ADDR].decode())
         addr = attrs[A_ADDR].decode()
         local, _, domain = addr.rpartition("@") if "@" in addr else (addr, "", "example.com")
         domain = domain.lower()
@@ -139,6 +143,13 @@ class VerifyServer(UnixServer):
         if text:
             payload += attr_str(A_TEXT, text)
         conn.sendall(frame(M_VERIFY_REPLY, payload, req_id))
+
+
+    def count_session(self, conn, mtype, req_id, client):
+        n = VerifyServer.sessions.get(client, 0) + (1 if mtype == M_CLIENT_CONNECT else -1)
+        VerifyServer.sessions[client] = n
+        if mtype == M_CLIENT_CONNECT:
+            conn.sendall(frame(M_CLIENT_COUNT, attr_u64(A_COUNT, n) + attr_u64(A_RATE, n), req_id))
 
 
 class QmgrServer(UnixServer):

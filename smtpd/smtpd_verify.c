@@ -12,6 +12,8 @@
  * closes under unanswered requests, they are sent once more on a fresh
  * connection (both kinds of request are read-only lookups); a second
  * loss fails them.
+ * It also counts sessions per client address for the connection limits
+ * (CLIENT_CONNECT → CLIENT_COUNT, CLIENT_DISCONNECT).
  * The same connection carries AUTH credential checks (AUTH_REQ →
  * AUTH_REPLY): their result class is "ok", "fail" or "error"; the
  * password is wiped from our copy of the frame when the request ends.
@@ -87,7 +89,7 @@ static void smtpd_verify_unlink(smtpd_verify_t *v, smtpd_verify_req_t *r)
  * is detached first: a callback may already send a new request) */
 static void smtpd_verify_fail_all(smtpd_verify_t *v)
 {
-    smtpd_verify_result_t res = { "error", "4.3.0", NULL };
+    smtpd_verify_result_t res = { .cls = "error", .dsn = "4.3.0" };
     smtpd_verify_req_t *list = v->head;
 
     event_timer_cancel(v->loop, &v->timer);
@@ -118,7 +120,8 @@ static void smtpd_verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
     ipc_view_t view = ipc_msg_view(m);
     smtpd_verify_result_t res;
 
-    if ((m->type != IPC_M_VERIFY_REPLY && m->type != IPC_M_AUTH_REPLY) || v->head == NULL) {
+    if ((m->type != IPC_M_VERIFY_REPLY && m->type != IPC_M_AUTH_REPLY
+         && m->type != IPC_M_CLIENT_COUNT) || v->head == NULL) {
         smtpd_verify_drop(v, "unexpected message");
         return;
     }
@@ -133,8 +136,14 @@ static void smtpd_verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
         return;
     }
     smtpd_verify_unlink(v, r);
+    memset(&res, 0, sizeof(res));
     res.text = ipc_get_str(view, IPC_A_TEXT);
-    if (m->type == IPC_M_AUTH_REPLY) {
+    if (m->type == IPC_M_CLIENT_COUNT) {
+        res.cls = "ok";
+        res.dsn = "2.0.0";
+        (void)ipc_get_u64(view, IPC_A_COUNT, &res.count);
+        (void)ipc_get_u64(view, IPC_A_RATE, &res.rate);
+    } else if (m->type == IPC_M_AUTH_REPLY) {
         uint64_t status = 2;
         (void)ipc_get_u64(view, IPC_A_STATUS, &status);
         res.cls = status == 0 ? "ok" : status == 1 ? "fail" : "error";
@@ -222,7 +231,7 @@ static void smtpd_verify_send(smtpd_verify_t *v, ipc_msg_t *m, uint16_t reply_ty
     if (v->conn == NULL) {
         const char *why;
         if (smtpd_verify_open(v, &why) < 0) {
-            smtpd_verify_result_t res = { "error", "4.3.0", NULL };
+            smtpd_verify_result_t res = { .cls = "error", .dsn = "4.3.0" };
             msg_warn("connect to verify service %s: %s", v->path, why);
             fn(ctx, &res);
             return;
@@ -274,6 +283,35 @@ void smtpd_verify_auth(smtpd_verify_t *v, const char *user, const char *password
     smtpd_verify_send(v, &m, IPC_M_AUTH_REPLY, fn, ctx);
     if (m.payload.data)             /* still ours when the send failed */
         explicit_bzero(m.payload.data, m.payload.len);
+    ipc_msg_free(&m);
+}
+
+/* smtpd_verify_connect - count a new session from client_addr (on every
+ * smtpd of the instance); fn(ctx, result) runs once, maybe now, with
+ * class "ok" and the client's session count and connection rate, or
+ * "error" when the service cannot say (the session is then admitted) */
+void smtpd_verify_connect(smtpd_verify_t *v, const char *client_addr, smtpd_verify_fn *fn,
+                          void *ctx)
+{
+    ipc_msg_t m;
+
+    ipc_msg_init(&m, IPC_M_CLIENT_CONNECT);
+    ipc_put_str(&m, IPC_A_CLIENT_ADDR, client_addr);
+    smtpd_verify_send(v, &m, IPC_M_CLIENT_COUNT, fn, ctx);
+    ipc_msg_free(&m);
+}
+
+/* smtpd_verify_disconnect - a counted session ended (no reply; when the
+ * connection it was counted on is gone, the service forgot it already) */
+void smtpd_verify_disconnect(smtpd_verify_t *v, const char *client_addr)
+{
+    ipc_msg_t m;
+
+    if (v->conn == NULL)
+        return;
+    ipc_msg_init(&m, IPC_M_CLIENT_DISCONNECT);
+    ipc_put_str(&m, IPC_A_CLIENT_ADDR, client_addr);
+    ipc_conn_send(v->conn, &m);
     ipc_msg_free(&m);
 }
 

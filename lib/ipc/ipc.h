@@ -102,7 +102,7 @@
 #include "event/event.h"
 
 #define IPC_PROTO_MAJOR 1
-#define IPC_PROTO_MINOR 1
+#define IPC_PROTO_MINOR 2
 #define IPC_MAX_FRAME (1024 * 1024)
 #define IPC_FLAG_FD 1
 #define IPC_MAX_DEPTH 4

@@ -44,6 +44,7 @@
 #include "mail/resolve.h"
 #include "service/service.h"
 #include "util/buf.h"
+#include "verify_anvil.h"
 #include "verify_auth.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
@@ -56,15 +57,19 @@
 #define VERIFY_MAX_ADDR 1024            /* longer than any valid path (RFC 5321: 256) */
 #define VERIFY_DRAIN_CHECK_MS 200       /* while retiring, how often to look */
 #define VERIFY_DRAIN_MAX_MS 10000       /* then close regardless */
+#define VERIFY_ANVIL_MAX_ADDRS 100000   /* client addresses counted at once */
 
 typedef struct verify_client {
     service_t *svc;
     ipc_conn_t *conn;
+    verify_anvil_owner_t *anvil;        /* the sessions it counted */
     struct verify_client *prev, *next;
 } verify_client_t;
 
 static resolve_t *verify_resolver;
 static verify_auth_t *verify_auth;
+static verify_anvil_t *verify_anvil;
+static event_timer_t *verify_anvil_timer;
 static verify_client_t *verify_clients;
 static int64_t verify_drain_started;
 
@@ -79,6 +84,7 @@ static void client_close(verify_client_t *c)
         verify_clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    verify_anvil_owner_free(verify_anvil, &c->anvil);
     ipc_conn_free(&c->conn);
     free(c);
     service_client_done(svc);
@@ -145,7 +151,30 @@ static void verify_auth_answer(ipc_view_t req, ipc_msg_t *reply)
     ipc_put_str(reply, IPC_A_TEXT, why);
 }
 
-/* verify_on_msg - one VERIFY_REQ → one VERIFY_REPLY; AUTH_REQ → AUTH_REPLY */
+/* verify_anvil_answer - count a session's start (1: reply made) or end (0) */
+static int verify_anvil_answer(verify_client_t *c, ipc_msg_t *m, ipc_msg_t *reply)
+{
+    const char *addr = ipc_get_str(ipc_msg_view(m), IPC_A_CLIENT_ADDR);
+    int64_t now = event_now_ms(service_loop(c->svc));
+    uint64_t count, rate;
+
+    if (m->type == IPC_M_CLIENT_DISCONNECT) {
+        verify_anvil_disconnect(verify_anvil, c->anvil, addr);
+        return 0;
+    }
+    verify_anvil_connect(verify_anvil, &c->anvil, addr, now, &count, &rate);
+    if (msg_verbose)
+        msg_info("anvil %s: count=%llu rate=%llu", addr, (unsigned long long)count,
+                 (unsigned long long)rate);
+    ipc_msg_init(reply, IPC_M_CLIENT_COUNT);
+    reply->req_id = m->req_id;
+    ipc_put_u64(reply, IPC_A_COUNT, count);
+    ipc_put_u64(reply, IPC_A_RATE, rate);
+    return 1;
+}
+
+/* verify_on_msg - one VERIFY_REQ → one VERIFY_REPLY; AUTH_REQ → AUTH_REPLY;
+ * CLIENT_CONNECT → CLIENT_COUNT; CLIENT_DISCONNECT → nothing */
 static void verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
 {
     verify_client_t *c = ctx;
@@ -159,6 +188,9 @@ static void verify_on_msg(ipc_conn_t *conn, ipc_msg_t *m, void *ctx)
         /* The request frame held a password. */
         if (m->payload.data)
             explicit_bzero(m->payload.data, m->payload.len);
+    } else if (m->type == IPC_M_CLIENT_CONNECT || m->type == IPC_M_CLIENT_DISCONNECT) {
+        if (verify_anvil_answer(c, m, &reply) == 0)
+            return;                     /* a disconnect has no reply */
     } else if (m->type != IPC_M_VERIFY_REQ
                || (addr = ipc_get_str(ipc_msg_view(m), IPC_A_ADDR)) == NULL) {
         msg_warn("unexpected %s request from client; closing", ipc_msg_name(m->type));
@@ -231,8 +263,27 @@ static void verify_stop(service_t *svc)
 /* verify_cleanup - close the tables at exit (whichever way we exit) */
 static void verify_cleanup(void)
 {
+    verify_anvil_free(&verify_anvil);
     resolve_free(&verify_resolver);
     verify_auth_free(&verify_auth);
+}
+
+/* verify_anvil_tick - forget idle client addresses, once a time unit */
+static void verify_anvil_tick(event_loop_t *loop, void *ctx)
+{
+    service_t *svc = ctx;
+    int64_t unit_ms = conf_int(service_conf(svc), "anvil_rate_time_unit") * 1000;
+
+    (void)verify_anvil_sweep(verify_anvil, event_now_ms(loop));
+    verify_anvil_timer = event_timer_add(loop, unit_ms, verify_anvil_tick, svc);
+}
+
+/* verify_post_init - the connection counts' sweep */
+static void verify_post_init(service_t *svc)
+{
+    verify_anvil_timer = event_timer_add(service_loop(svc),
+                                         conf_int(service_conf(svc), "anvil_rate_time_unit") * 1000,
+                                         verify_anvil_tick, svc);
 }
 
 /* verify_pre_init - open the tables while privileged */
@@ -243,6 +294,8 @@ static void verify_pre_init(service_t *svc)
     if ((verify_resolver = resolve_new(service_conf(svc), &why)) == NULL)
         msg_fatal("cannot initialize recipient resolution: %s", why);
     verify_auth = verify_auth_new(service_conf(svc));
+    verify_anvil = verify_anvil_new(conf_int(service_conf(svc), "anvil_rate_time_unit") * 1000,
+                                    VERIFY_ANVIL_MAX_ADDRS);
     atexit(verify_cleanup);
 }
 
@@ -252,6 +305,7 @@ int main(int argc, char **argv)
         .name = "verify",
         .client_limit = VERIFY_CLIENT_LIMIT,
         .pre_init = verify_pre_init,
+        .post_init = verify_post_init,
         .accept_fn = verify_accept,
         .stop_fn = verify_stop,
     };
