@@ -4,22 +4,20 @@ unbound on loopback, tests/harness/dns_env.py) and scripted SMTP/LMTP
 servers on 127.0.0.x, run under a fake master and driven as qmgr through
 smtp_test_tool. Usage: smtp_test.py SMTP_BINARY TOOL_BINARY HARNESS_DIR
 Exit 77 (skip) when nsd/unbound/ldnsutils/openssl are missing."""
-import base64
 import os
 import re
-import select
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 SMTP, TOOL, HARNESS = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, HARNESS)
 import dns_env  # noqa: E402
+import remote_env  # noqa: E402
+from remote_env import Receiver as Server  # noqa: E402
 
 failures = []
 OKS = ("relayed", "delivered")
@@ -36,199 +34,13 @@ def check(cond, what):
         print("FAIL:", what, file=sys.stderr)
 
 
-# ------------------------------------------------------------ test servers
-
-class Conn:
-    """A line reader/writer over a socket that can switch to TLS."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def readline(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                return None
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.rstrip(b"\r")
-
-    def send(self, text):
-        self.sock.sendall(text.encode() + b"\r\n")
-
-
-class Server:
-    """A scripted SMTP (or LMTP) server on (addr, port) or a unix path.
-    opts: greeting (reply), ext (EHLO keywords), tls (ssl context: offer
-    STARTTLS), auth ({user: password}: offer AUTH PLAIN LOGIN), rcpt
-    (function addr -> reply or None), data (reply after "."), lmtp_rcpt
-    (function addr -> per-recipient reply after ".")."""
-
-    def __init__(self, addr=None, port=None, path=None, lmtp=False, **opts):
-        self.opts = opts
-        self.lmtp = lmtp
-        self.connections = 0
-        self.messages = []      # dicts: mail, rcpts, data, tls, auth, pipelined
-        self.commands = []
-        fam = socket.AF_UNIX if path else socket.AF_INET
-        self.lsock = socket.socket(fam, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(path if path else (addr, port))
-        self.lsock.listen(16)
-        self.stopping = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.stopping = True
-        self.lsock.close()
-
-    def serve(self):
-        while not self.stopping:
-            try:
-                s, _ = self.lsock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.session, args=(s,), daemon=True).start()
-
-    def session(self, s):
-        s.settimeout(20)
-        c = Conn(s)
-        o = self.opts
-        state = {"tls": False, "auth": None}
-        msg = None
-        try:
-            c.send(o.get("greeting", "220 test.server ESMTP"))
-            while True:
-                line = c.readline()
-                if line is None:
-                    return
-                text = line.decode("utf-8", "replace")
-                self.commands.append(text)
-                verb = text.split(" ")[0].upper()
-                if verb in ("EHLO", "LHLO"):
-                    ext = list(o.get("ext", ["PIPELINING", "8BITMIME", "DSN", "SMTPUTF8"]))
-                    if (o.get("tls") or o.get("tls_break")) and not state["tls"]:
-                        ext.append("STARTTLS")
-                    if o.get("auth"):
-                        ext.append("AUTH PLAIN LOGIN")
-                    lines = ["test.server"] + ext
-                    for ln in lines[:-1]:
-                        c.send("250-" + ln)
-                    c.send("250 " + lines[-1])
-                elif verb == "HELO":
-                    c.send("250 test.server")
-                elif verb == "STARTTLS" and o.get("tls_break"):
-                    c.send("220 2.0.0 go ahead")
-                    return
-                elif verb == "STARTTLS" and o.get("tls"):
-                    c.send("220 2.0.0 go ahead")
-                    c.sock = o["tls"].wrap_socket(c.sock, server_side=True)
-                    c.buf = b""
-                    state["tls"] = True
-                elif verb == "AUTH":
-                    parts = text.split(" ")
-                    if parts[1].upper() == "PLAIN":
-                        raw = base64.b64decode(parts[2]).split(b"\0")
-                        user, pw = raw[1].decode(), raw[2].decode()
-                    else:
-                        c.send("334 VXNlcm5hbWU6")
-                        user = base64.b64decode(c.readline()).decode()
-                        c.send("334 UGFzc3dvcmQ6")
-                        pw = base64.b64decode(c.readline()).decode()
-                    if o["auth"].get(user) == pw:
-                        state["auth"] = user
-                        c.send("235 2.7.0 Authentication successful")
-                    else:
-                        c.send("535 5.7.8 Error: authentication failed")
-                elif verb == "MAIL":
-                    if o.get("need_auth") and not state["auth"]:
-                        c.send("530 5.7.0 Authentication required")
-                        continue
-                    msg = {"mail": text, "rcpts": [], "tls": state["tls"],
-                           "auth": state["auth"], "pipelined": b"RCPT" in c.buf}
-                    c.send("250 2.1.0 Ok")
-                elif verb == "RCPT":
-                    addr = re.search(r"<([^>]*)>", text).group(1)
-                    reply = o.get("rcpt", lambda a: None)(addr)
-                    if reply:
-                        c.send(reply)
-                    else:
-                        msg["rcpts"].append(text)
-                        c.send("250 2.1.5 Ok")
-                elif verb == "DATA":
-                    if msg is None or not msg["rcpts"]:
-                        c.send("554 5.5.1 Error: no valid recipients")
-                        continue
-                    c.send("354 End data with <CR><LF>.<CR><LF>")
-                    data = b""
-                    while True:
-                        ln = c.readline()
-                        if ln is None:
-                            return
-                        if ln == b".":
-                            break
-                        data += ln + b"\r\n"
-                    msg["data"] = data
-                    self.messages.append(msg)
-                    if self.lmtp:
-                        for r in msg["rcpts"]:
-                            addr = re.search(r"<([^>]*)>", r).group(1)
-                            c.send(o.get("lmtp_rcpt", lambda a: None)(addr)
-                                   or "250 2.0.0 <%s> delivered" % addr)
-                    else:
-                        c.send(o.get("data", "250 2.0.0 Ok: queued as ABC123"))
-                    msg = None
-                elif verb == "RSET":
-                    msg = None
-                    c.send("250 2.0.0 Ok")
-                elif verb == "QUIT":
-                    c.send("221 2.0.0 Bye")
-                    return
-                else:
-                    c.send("502 5.5.2 Error: command not recognized")
-        except (OSError, ssl.SSLError):
-            return
-        finally:
-            try:
-                s.close()
-            except OSError:
-                pass
-
-
-# ----------------------------------------------------------- certificates
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True,
-                   timeout=60)
-
-
-def make_certs(d):
-    """A test CA, a leaf for mx.verify.test signed by it, a self-signed
-    leaf, and another key (for a mismatching TLSA record)."""
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Stork Test CA",
-            cwd=d)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=mx.verify.test", cwd=d)
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:mx.verify.test,DNS:mx.dane.test\n")
-    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "self.key", "-out", "self.pem", "-days", "2", "-subj",
-            "/CN=mx.selfsigned.test", cwd=d)
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "other.key", "-out", "other.pem", "-days", "2", "-subj",
-            "/CN=other", cwd=d)
-
+# ------------------------------------------------ servers and certificates
+# The scripted SMTP/LMTP receiver and the test certificates are the
+# harness's (tests/harness/remote_env.py), shared with the e2e tests.
 
 def server_ctx(d, name):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
-    return ctx
+    return remote_env.server_context((os.path.join(d, name + ".pem"),
+                                      os.path.join(d, name + ".key")))
 
 
 # ---------------------------------------------------------------- the agent
@@ -342,14 +154,15 @@ def run_tests(env):
         lg = log_text(env)
         check(re.search(qid + r": to=<a@mxpref.test>, relay=mx2.mxpref.test\[127.0.0.22\]:%d, "
                         r"delay=[0-9.e-]+, delays=[0-9.e/-]+, dsn=2.0.0, status=sent "
-                        r"\(250 2.0.0 Ok: queued as ABC123\)" % P, lg) is not None,
+                        r"\(250 2.0.0 Ok: queued as SCRIPTED\)" % P, lg) is not None,
               "Postfix-shaped status=sent line")
         check(f"connect to mx1.mxpref.test[127.0.0.21]:{P}: Connection refused" in lg,
               "refused connection to mx1 logged")
         text = r.get("a@mxpref.test", ("", "", ""))[2]
         check(text.endswith("(in reply to end of DATA command)"), f"success text: {text}")
         m = srv["mx2"].messages[0] if srv["mx2"].messages else {"data": b""}
-        check(b"\r\n..leading dot\r\n" in m["data"], "dot-stuffing")
+        # The receiver removes the stuffing: a stuffed line comes back whole.
+        check(b"\r\n.leading dot\r\n" in m["data"], "dot-stuffing")
 
         # null MX fails at once; NXDOMAIN fails; no MX falls back to A
         r, d, _ = deliver(env, ["a@nullmx.test"])
@@ -378,7 +191,8 @@ def run_tests(env):
         check("SIZE=" in m.get("mail", "") and "RET=HDRS" in m.get("mail", "")
               and "ENVID=envid-1" in m.get("mail", ""), f"MAIL parameters: {m.get('mail')}")
         check(any("NOTIFY=SUCCESS,FAILURE" in x and "ORCPT=rfc822;orig+2Bx+3Dy@example.com"
-                  in x for x in m.get("rcpts", [])), f"RCPT DSN parameters: {m.get('rcpts')}")
+                  in x for x in m.get("rcpt_lines", [])),
+              f"RCPT DSN parameters: {m.get('rcpt_lines')}")
 
         # connection reuse: two requests on one qmgr connection, one session
         before, nmsg = srv["script"].connections, len(srv["script"].messages)
@@ -530,7 +344,7 @@ def main():
     env.tmp = tmp
     env.certs = os.path.join(tmp, "certs")
     os.mkdir(env.certs)
-    make_certs(env.certs)
+    remote_env.make_certs(env.certs, ["mx.verify.test", "mx.dane.test"])
     env.port = dns_env.free_port()
     P = env.port
     digest = dns_env.tlsa_3_1_1(os.path.join(env.certs, "leaf.pem"))

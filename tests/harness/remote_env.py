@@ -18,6 +18,7 @@ parse_dsn     a delivery status notification parsed with python's email
 Every socket has a timeout; servers stop by closing their listener.
 """
 
+import base64
 import contextlib
 import email
 import email.policy
@@ -65,15 +66,24 @@ class Receiver:
       lmtp_rcpt function(addr) -> per-recipient reply after "." (LMTP)
       delay     seconds to wait before answering the end of DATA
       name      the name in the greeting and EHLO reply
+      auth      {user: password}: offer AUTH PLAIN LOGIN and check them
+      need_auth refuse MAIL (530 5.7.0) before a successful AUTH
+      tls_break offer STARTTLS, answer 220 and then drop the connection
+    Each message: mail (the MAIL line), rcpts (addresses), rcpt_lines
+    (the RCPT commands as sent), data (bytes,
+    dot-unstuffed), tls, helo, auth (the user or None), pipelined (RCPT
+    was already in the buffer when MAIL was read).
     """
 
     def __init__(self, addr=None, port=None, path=None, lmtp=False, ext=None, tls=None,
-                 rcpt=None, data=None, lmtp_rcpt=None, delay=0.0, name="test.server"):
+                 rcpt=None, data=None, lmtp_rcpt=None, delay=0.0, name="test.server",
+                 auth=None, need_auth=False, tls_break=False):
         self.addr, self.port, self.path, self.lmtp = addr, port, path, lmtp
         self.ext = list(ext) if ext is not None else ["PIPELINING", "8BITMIME", "DSN",
                                                       "SMTPUTF8"]
         self.tls, self.rcpt_fn, self.data_fn, self.lmtp_rcpt = tls, rcpt, data, lmtp_rcpt
         self.delay, self.name = delay, name
+        self.auth, self.need_auth, self.tls_break = auth, need_auth, tls_break
         self.lock = threading.Lock()
         self.connections = 0
         self.messages = []      # dicts: mail, rcpts (addresses), data (bytes), tls, helo
@@ -131,6 +141,27 @@ class Receiver:
             if v > getattr(self, top):
                 setattr(self, top, v)
 
+    def _auth(self, c, text):
+        """AUTH PLAIN (initial response) or LOGIN; the user, or None."""
+        parts = text.split(" ")
+        try:
+            if parts[1].upper() == "PLAIN" and len(parts) > 2:
+                raw = base64.b64decode(parts[2]).split(b"\0")
+                user, pw = raw[1].decode(), raw[2].decode()
+            else:
+                c.send("334 VXNlcm5hbWU6")
+                user = base64.b64decode(c.readline() or b"").decode()
+                c.send("334 UGFzc3dvcmQ6")
+                pw = base64.b64decode(c.readline() or b"").decode()
+        except (IndexError, ValueError):
+            c.send("501 5.5.2 Error: malformed AUTH")
+            return None
+        if self.auth.get(user) == pw:
+            c.send("235 2.7.0 Authentication successful")
+            return user
+        c.send("535 5.7.8 Error: authentication failed")
+        return None
+
     def _session(self, s):
         self._count("sessions", 1)
         in_tx = False
@@ -138,6 +169,7 @@ class Receiver:
         c = _Conn(s)
         tls_on = False
         helo = None
+        user = None
         msg = None
         try:
             c.send("220 %s ESMTP scripted" % self.name)
@@ -152,8 +184,10 @@ class Receiver:
                 if verb in ("EHLO", "LHLO"):
                     helo = text
                     ext = list(self.ext)
-                    if self.tls and not tls_on:
+                    if (self.tls or self.tls_break) and not tls_on:
                         ext.append("STARTTLS")
+                    if self.auth:
+                        ext.append("AUTH PLAIN LOGIN")
                     lines = [self.name] + ext
                     for ln in lines[:-1]:
                         c.send("250-" + ln)
@@ -161,16 +195,25 @@ class Receiver:
                 elif verb == "HELO":
                     helo = text
                     c.send("250 " + self.name)
+                elif verb == "STARTTLS" and self.tls_break and not tls_on:
+                    c.send("220 2.0.0 Ready to start TLS")
+                    return
+                elif verb == "AUTH" and self.auth:
+                    user = self._auth(c, text) or user
                 elif verb == "STARTTLS" and self.tls and not tls_on:
                     c.send("220 2.0.0 Ready to start TLS")
                     c.sock = self.tls.wrap_socket(c.sock, server_side=True)
                     c.buf = b""
                     tls_on = True
                 elif verb == "MAIL":
+                    if self.need_auth and not user:
+                        c.send("530 5.7.0 Authentication required")
+                        continue
                     if not in_tx:
                         in_tx = True
                         self._count("transactions", 1)
-                    msg = {"mail": text, "rcpts": [], "tls": tls_on, "helo": helo}
+                    msg = {"mail": text, "rcpts": [], "rcpt_lines": [], "tls": tls_on,
+                           "helo": helo, "auth": user, "pipelined": b"RCPT" in c.buf}
                     c.send("250 2.1.0 Ok")
                 elif verb == "RCPT":
                     m = re.search(r"<([^>]*)>", text)
@@ -182,6 +225,7 @@ class Receiver:
                         c.send(reply)
                     else:
                         msg["rcpts"].append(addr)
+                        msg["rcpt_lines"].append(text)
                         c.send("250 2.1.5 Ok")
                 elif verb == "DATA":
                     if msg is None or not msg["rcpts"]:
