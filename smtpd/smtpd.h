@@ -133,6 +133,7 @@ struct smtpd_session {
     bool wait_verify;                   /* an RCPT waits for the verify service */
     bool wait_anvil;                    /* the greeting waits for the session count */
     bool anvil_counted;                 /* the verify service counted this session */
+    bool over_limit;                    /* refused by a connection limit */
     bool parked;                        /* on the group commit list */
     bool in_process;                    /* inside smtpd_session_process */
     bool reading;                       /* the fd is watched for input */
@@ -204,6 +205,7 @@ struct smtpd_session {
 void smtpd_session_new(smtpd_server_t *srv, int fd);
 void smtpd_session_resume(smtpd_session_t *s);
 void smtpd_session_wake(smtpd_session_t *s);
+void smtpd_session_refuse(smtpd_session_t *s);
 bool smtpd_session_waiting(const smtpd_session_t *s);
 void smtpd_reply(smtpd_session_t *s, int code, const char *dsn, const char *fmt, ...)
     STORK_PRINTF(4, 5);

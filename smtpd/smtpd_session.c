@@ -164,13 +164,23 @@ static void smtpd_session_admitted(void *ctx, const smtpd_verify_result_t *res)
     if (what) {
         msg_warn("Connection %s limit exceeded: %llu from %s for service %s", what,
                  (unsigned long long)n, s->client_desc, service_name(s->srv->svc));
-        smtpd_reply(s, 421, "4.7.0", "%s Error: too many connections from %s",
-                    set->myhostname, s->client_addr);
-        s->quit = true;
-    } else {
-        smtpd_session_greet(s);
+        s->over_limit = true;
     }
+    /* On the TLS wrapper port the 421 follows the handshake, as the 220
+     * would: a client cannot read a plaintext reply there. */
+    if (s->over_limit && !set->tls_wrapper)
+        smtpd_session_refuse(s);
+    else
+        smtpd_session_greet(s);
     smtpd_session_wake(s);
+}
+
+/* smtpd_session_refuse - the 421 instead of the greeting, then close */
+void smtpd_session_refuse(smtpd_session_t *s)
+{
+    smtpd_reply(s, 421, "4.7.0", "%s Error: too many connections from %s",
+                s->srv->set.myhostname, s->client_addr);
+    s->quit = true;
 }
 
 /* smtpd_reply - queue one reply; 4xx/5xx count as errors (tarpit, limits) */

@@ -156,7 +156,9 @@ static void smtpd_tls_established(smtpd_session_t *s)
     s->tls_info = xasprintf("%s with cipher %s%s%s", tls_conn_protocol(s->tls),
                             tls_conn_cipher(s->tls), bits ? " " : "", bits ? bits : "");
     buf_free(&desc);
-    if (s->srv->set.tls_wrapper)
+    if (s->srv->set.tls_wrapper && s->over_limit)
+        smtpd_session_refuse(s);
+    else if (s->srv->set.tls_wrapper)
         smtpd_reply(s, 220, NULL, "%s", s->srv->set.banner);
 }
 

@@ -113,6 +113,11 @@ def run(h, smtpd_bin, verify_bin, qdump, top):
                                             "-o", "smtpd_tls_wrappermode=yes"])
         servers.append(slow)
         run_handshake_timeout(h, srv, slow)
+        limited = h.Smtpd(smtpd_bin, top, cf, ["-o", "smtpd_tls_wrappermode=yes",
+                                               "-o", "smtpd_client_connection_count_limit=1",
+                                               "-o", "smtpd_client_event_limit_exceptions="])
+        servers.append(limited)
+        run_wrapper_limit(h, limited)
         run_bad_config(h, smtpd_bin, top, cf)
         time.sleep(0.3)
         log = srv.logtext()
@@ -375,6 +380,24 @@ def run_wrapper(h, smtps, qdump):
     r.send(b"EHLO plain.test\r\n")
     h.check(gone(r) and r.buf == b"", "wrapper mode: plaintext client dropped (%r)" % r.buf)
     r.close()
+
+
+def run_wrapper_limit(h, limited):
+    # wrapper mode over the connection limit: the 421 comes after the
+    # handshake, readable by the client, as the 220 would
+    first = smtplib.SMTP_SSL("127.0.0.1", limited.port, local_hostname="wrap.test",
+                             timeout=10, context=client_ctx())
+    try:
+        smtplib.SMTP_SSL("127.0.0.1", limited.port, local_hostname="wrap.test", timeout=10,
+                         context=client_ctx())
+        h.check(False, "wrapper mode: a second session over the limit is refused")
+    except smtplib.SMTPConnectError as e:
+        h.check(e.smtp_code == 421 and e.smtp_error.startswith(b"4.7.0 ")
+                and b"too many connections" in e.smtp_error,
+                "wrapper mode: 421 4.7.0 over TLS past the limit (%r)" % (e.args,))
+    code, _ = first.ehlo()
+    h.check(code == 250, "wrapper mode: the session within the limit goes on")
+    first.quit()
 
 
 def run_handshake_timeout(h, srv, slow):
