@@ -3,6 +3,7 @@
 #include "queue/qfile.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
+#include "util/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -232,7 +233,7 @@ static void service_status(service_t *svc)
 {
     int code = svc->stopping || svc->clients >= svc->client_limit
         ? SERVICE_STATUS_BUSY : SERVICE_STATUS_AVAIL;
-    service_status_t rec = { .pid = (int32_t)getpid(), .status = code };
+    service_status_t rec = { .pid = (int32_t)proc_pid(), .status = code };
 
     if (svc->status_fd < 0 || svc->listen_fd < 0 || code == svc->last_status)
         return;
