@@ -684,7 +684,7 @@ class Bench:
             self.rows.append(("e. big queue", "%d msgs" % n, name, st, pf, better, na2))
         for srv_name in ("Stork", "Postfix"):
             for r in self.results(("bigq", n), srv_name, "list_p_tail"):
-                self.notes.append("%s `-p | tail -1` printed: `%s`" % (srv_name, r))
+                self.notes.append("e. %s `-p | tail -1` printed: `%s`" % (srv_name, r))
 
     # ---- report
 
@@ -749,6 +749,8 @@ class Bench:
             stc = fmt_summary(st, a.reps) if st else ("n/a (%s)" % na["Stork"] if "Stork" in na else NA)
             pfc = fmt_summary(pf, a.reps) if pf else ("n/a (%s)" % na["Postfix"] if "Postfix" in na else NA)
             ratio = "%.2f×" % (st[0] / pf[0]) if (st and pf and pf[0]) else "—"
+            if st and pf and st[0] and better == "lower" and pf[0] / st[0] >= 10:
+                ratio = "%.3f× (%.0f× faster)" % (st[0] / pf[0], pf[0] / st[0])
             cells = [c.replace("|", "\\|") for c in (label, name, stc, pfc, ratio)]
             lines.append("| %s | %s | %s | %s | %s |" % tuple(cells))
         lines += disk
