@@ -699,7 +699,9 @@ class Bench:
         cpu = sh("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo")
         df = sh("df -hT %s | tail -1" % self.base)
         commit = sh("git -C %s rev-parse --short HEAD" % SOURCE_DIR)
-        dirty = sh("git -C %s status --porcelain --untracked-files=no | head -1" % SOURCE_DIR)
+        # The report itself (rewritten by every run) does not make the tree dirty.
+        dirty = sh("git -C %s status --porcelain --untracked-files=no -- . ':!bench/RESULTS.md' "
+                   "| head -1" % SOURCE_DIR)
         pfv = sh("postconf -d -h mail_version")
         return [
             ("date", datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
@@ -755,6 +757,8 @@ class Bench:
             lines.append("| %s | %s | %s | %s | %s |" % tuple(cells))
         lines += disk
         lines = self.merge_carried(lines)
+        while lines and lines[-1] == "":
+            lines.pop()
         if self.notes or self.carried_notes:
             lines += ["", "## Notes", ""] + ["- " + n for n in self.notes] + self.carried_notes
         text = "\n".join(lines) + "\n"
