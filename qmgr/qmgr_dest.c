@@ -24,6 +24,7 @@
 #include "qmgr.h"
 #include "util/msg.h"
 #include "util/xmalloc.h"
+#include "util/str.h"
 
 /* qmgr_mono_ms - monotonic milliseconds (rate delays) */
 int64_t qmgr_mono_ms(void)
@@ -32,16 +33,6 @@ int64_t qmgr_mono_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* qmgr_dest_hash - FNV-1a */
-static size_t qmgr_dest_hash(const char *key)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)h;
 }
 
 /* qmgr_dest_grow - double the table when it is full */
@@ -53,7 +44,7 @@ static void qmgr_dest_grow(qmgr_transport_t *tr)
     for (size_t i = 0; i < tr->hsize; i++)
         for (qmgr_dest_t *d = tr->htab[i], *next; d; d = next) {
             next = d->hnext;
-            size_t h = qmgr_dest_hash(d->key) % nsize;
+            size_t h = (size_t)str_hash(d->key) % nsize;
             d->hnext = nt[h];
             nt[h] = d;
         }
@@ -66,7 +57,7 @@ static void qmgr_dest_grow(qmgr_transport_t *tr)
 qmgr_dest_t *qmgr_dest_get(qmgr_transport_t *tr, const char *key, const char *nexthop)
 {
     if (tr->hsize) {
-        for (qmgr_dest_t *d = tr->htab[qmgr_dest_hash(key) % tr->hsize]; d; d = d->hnext)
+        for (qmgr_dest_t *d = tr->htab[(size_t)str_hash(key) % tr->hsize]; d; d = d->hnext)
             if (strcmp(d->key, key) == 0)
                 return d;
     }
@@ -77,7 +68,7 @@ qmgr_dest_t *qmgr_dest_get(qmgr_transport_t *tr, const char *key, const char *ne
     d->key = xstrdup(key);
     d->nexthop = xstrdup(nexthop);
     d->window = tr->init_conc;
-    size_t h = qmgr_dest_hash(key) % tr->hsize;
+    size_t h = (size_t)str_hash(key) % tr->hsize;
     d->hnext = tr->htab[h];
     tr->htab[h] = d;
     tr->ndests++;
@@ -146,7 +137,7 @@ void qmgr_dest_maybe_free(qmgr_dest_t *d)
     if (d->nwaiting > 0 || d->busy > 0 || qmgr_dest_dead(d))
         return;
     qmgr_ring_remove(d);
-    size_t h = qmgr_dest_hash(d->key) % tr->hsize;
+    size_t h = (size_t)str_hash(d->key) % tr->hsize;
     for (qmgr_dest_t **pp = &tr->htab[h]; *pp; pp = &(*pp)->hnext)
         if (*pp == d) {
             *pp = d->hnext;

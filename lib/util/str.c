@@ -142,3 +142,12 @@ int safe_cpy(char *dst, size_t size, const char *src)
     memcpy(dst, src, n + 1);
     return 0;
 }
+
+uint64_t str_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;   /* the FNV offset basis */
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}

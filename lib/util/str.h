@@ -15,6 +15,7 @@
  *	str_to_seconds: parse "30", "30s", "5m", "2h", "1d", "1w";
  *	-1 on junk or overflow.
  *	safe_cpy: bounded copy that always terminates and reports truncation.
+ *	str_hash: FNV-1a of a string, for in-memory hash tables.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,5 +29,6 @@ void str_argv_free(char ***argv);
 int str_to_size(const char *s, uint64_t *out);
 int str_to_seconds(const char *s, int64_t *out);
 int safe_cpy(char *dst, size_t size, const char *src);
+uint64_t str_hash(const char *s);
 
 #endif

@@ -32,6 +32,8 @@ static void test_str(void)
     int64_t secs;
 
     TEST_STREQ(str_trim(s), "Hello World");
+    TEST_CHECK(str_hash("") == 14695981039346656037ULL);     /* FNV-1a offset basis */
+    TEST_CHECK(str_hash("a") == 0xaf63dc4c8601ec8cULL);      /* FNV-1a 64 of "a" */
     TEST_STREQ(str_lower(s), "hello world");
     TEST_INTEQ(str_split(" a, b,,c ", ", ", &argv), 3);
     TEST_STREQ(argv[0], "a");

@@ -13,6 +13,7 @@
 
 #include "verify_anvil.h"
 #include "util/msg.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
 #define ANVIL_ADDR_MAX 64               /* an IPv6 text form is at most 45 */
@@ -38,16 +39,6 @@ struct verify_anvil_owner {
     anvil_entry_t **held;               /* one element per open session */
     size_t n, cap;
 };
-
-/* anvil_hash - FNV-1a of the address text */
-static size_t anvil_hash(const verify_anvil_t *a, const char *addr)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *addr; addr++)
-        h = (h ^ (unsigned char)*addr) * 1099511628211ULL;
-    return (size_t)(h % a->nslots);
-}
 
 verify_anvil_t *verify_anvil_new(int64_t unit_ms, size_t max_addrs)
 {
@@ -79,7 +70,7 @@ void verify_anvil_free(verify_anvil_t **ap)
 /* anvil_find - the entry for addr; made when make is set and there is room */
 static anvil_entry_t *anvil_find(verify_anvil_t *a, const char *addr, bool make)
 {
-    size_t slot = anvil_hash(a, addr);
+    size_t slot = (size_t)(str_hash(addr) % a->nslots);
     anvil_entry_t *e;
 
     for (e = a->slots[slot]; e; e = e->next)
