@@ -253,11 +253,9 @@ static ssize_t ipc_conn_write_once(ipc_conn_t *c)
     return n;
 }
 
-/* ipc_conn_write_now - write from ipc_conn_send, saving a trip through
- * the loop (two epoll_ctl calls and a wake-up per frame). A failure is
- * left for the loop to report: the sender may hold state that on_close
- * frees. A producer (on_drain) is still driven by write events. */
-static void ipc_conn_write_now(ipc_conn_t *c)
+/* ipc_conn_write_some - write queued output until done (1) or the socket
+ * is full (0); -1 with *why_r on an error */
+static int ipc_conn_write_some(ipc_conn_t *c, const char **why_r)
 {
     while (c->out_head < c->out.len) {
         ssize_t n = ipc_conn_write_once(c);
@@ -265,15 +263,28 @@ static void ipc_conn_write_now(ipc_conn_t *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
-            break;
+            return 0;
         if (n <= 0) {
-            c->error = ipc_conn_keep_why(c, ipc_whyf("write: %s",
-                                                     n < 0 ? strerror(errno) : "no progress"));
-            break;
+            *why_r = ipc_whyf("write: %s", n < 0 ? strerror(errno) : "no progress");
+            return -1;
         }
         c->out_head += (size_t)n;
     }
-    if (c->out_head == c->out.len && !c->error && c->on_drain == NULL) {
+    return 1;
+}
+
+/* ipc_conn_write_now - write from ipc_conn_send, saving a trip through
+ * the loop (two epoll_ctl calls and a wake-up per frame). A failure is
+ * left for the loop to report: the sender may hold state that on_close
+ * frees. A producer (on_drain) is still driven by write events. */
+static void ipc_conn_write_now(ipc_conn_t *c)
+{
+    const char *why;
+    int rc = ipc_conn_write_some(c, &why);
+
+    if (rc < 0)
+        c->error = ipc_conn_keep_why(c, why);
+    if (rc > 0 && c->on_drain == NULL) {
         ipc_conn_compact(c);
         ipc_conn_watch(c, EVENT_READ);
         return;
@@ -284,19 +295,13 @@ static void ipc_conn_write_now(ipc_conn_t *c)
 /* ipc_conn_flush - write queued output until done or the socket is full */
 static void ipc_conn_flush(ipc_conn_t *c)
 {
-    while (!c->closed && c->out_head < c->out.len) {
-        ssize_t n = ipc_conn_write_once(c);
+    const char *why;
+    int rc = ipc_conn_write_some(c, &why);
 
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            ipc_conn_fail(c, ipc_whyf("write: %s", n < 0 ? strerror(errno) : "no progress"));
-            return;
-        }
-        c->out_head += (size_t)n;
-    }
+    if (rc < 0)
+        ipc_conn_fail(c, why);
+    if (rc <= 0)
+        return;
     ipc_conn_compact(c);
     ipc_conn_watch(c, EVENT_READ);
 }
