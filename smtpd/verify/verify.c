@@ -69,7 +69,6 @@ typedef struct verify_client {
 static resolve_t *verify_resolver;
 static verify_auth_t *verify_auth;
 static verify_anvil_t *verify_anvil;
-static event_timer_t *verify_anvil_timer;
 static verify_client_t *verify_clients;
 static int64_t verify_drain_started;
 
@@ -275,15 +274,15 @@ static void verify_anvil_tick(event_loop_t *loop, void *ctx)
     int64_t unit_ms = conf_int(service_conf(svc), "anvil_rate_time_unit") * 1000;
 
     (void)verify_anvil_sweep(verify_anvil, event_now_ms(loop));
-    verify_anvil_timer = event_timer_add(loop, unit_ms, verify_anvil_tick, svc);
+    (void)event_timer_add(loop, unit_ms, verify_anvil_tick, svc);
 }
 
 /* verify_post_init - the connection counts' sweep */
 static void verify_post_init(service_t *svc)
 {
-    verify_anvil_timer = event_timer_add(service_loop(svc),
-                                         conf_int(service_conf(svc), "anvil_rate_time_unit") * 1000,
-                                         verify_anvil_tick, svc);
+    (void)event_timer_add(service_loop(svc),
+                          conf_int(service_conf(svc), "anvil_rate_time_unit") * 1000,
+                          verify_anvil_tick, svc);
 }
 
 /* verify_pre_init - open the tables while privileged */
