@@ -241,6 +241,17 @@ static int cli_qmgr_list_read(cli_reader_t *r, cli_entry_fn *fn, void *ctx, cons
     }
 }
 
+/* cli_send_request - send m to qmgr and free it */
+static int cli_send_request(int fd, ipc_msg_t *m, const char **why_r)
+{
+    int rc = ipc_send(fd, m, CLI_IPC_TIMEOUT_MS);
+
+    if (rc < 0)
+        *why_r = strerror(errno);
+    ipc_msg_free(m);
+    return rc;
+}
+
 /* cli_qmgr_list - QMGR_LIST and the stream of QUEUE_ENTRY replies */
 int cli_qmgr_list(int fd, const char *qid, cli_entry_fn *fn, void *ctx, const char **why_r)
 {
@@ -251,12 +262,8 @@ int cli_qmgr_list(int fd, const char *qid, cli_entry_fn *fn, void *ctx, const ch
     ipc_msg_init(&m, IPC_M_QMGR_LIST);
     if (qid)
         ipc_put_str(&m, IPC_A_QID, qid);
-    if (ipc_send(fd, &m, CLI_IPC_TIMEOUT_MS) < 0) {
-        ipc_msg_free(&m);
-        *why_r = strerror(errno);
+    if (cli_send_request(fd, &m, why_r) < 0)
         return -1;
-    }
-    ipc_msg_free(&m);
     buf_init(&r.in, BUF_NOLIMIT);
     rc = cli_qmgr_list_read(&r, fn, ctx, why_r);
     buf_free(&r.in);
@@ -281,12 +288,8 @@ int cli_qmgr_control(int fd, const char *op, const char *qid, const char *queue,
         ipc_put_str(&m, IPC_A_QUEUE, queue);
     if (site)
         ipc_put_str(&m, IPC_A_SITE, site);
-    if (ipc_send(fd, &m, CLI_IPC_TIMEOUT_MS) < 0) {
-        ipc_msg_free(&m);
-        *why_r = strerror(errno);
+    if (cli_send_request(fd, &m, why_r) < 0)
         return -1;
-    }
-    ipc_msg_free(&m);
     if (ipc_recv(fd, &m, CLI_IPC_TIMEOUT_MS, why_r) < 0)
         return -1;
     if (m.type != IPC_M_CONTROL_REPLY) {
