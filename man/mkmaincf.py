@@ -208,15 +208,25 @@ DESC = {
     "mynetworks": "Clients in these networks (CIDR, [IPv6]/len) may relay to any domain.",
     "myorigin": "The domain appended to addresses without one (sendmail, local parts).",
     "qmgr_message_active_limit": "The most messages in the active queue at once.",
-    "queue_directory": "The queue: incoming/, active/, deferred/, hold/, corrupt/ and "
-                       "maildrop/, the private/ and public/ sockets, and the index "
-                       "(index/queue.db); also smtpd's chroot.",
+    "queue_directory": "The queue: incoming/, active/, deferred/, hold/, corrupt/, "
+                       "recycle/ and maildrop/, the private/ and public/ sockets, and the "
+                       "index (index/queue.db); also smtpd's chroot.",
     "queue_directory_fsync": "Also fsync incoming/ after each batch of new queue files. "
                              "Off by default: a queue file is written under its final name "
                              "and its fsync makes its directory entry durable too on Linux "
                              "file systems (ext4, XFS, btrfs), so the 250 waits for one "
                              "flush, as in Postfix. Turn it on for a queue on a file system "
-                             "that does not promise that.",
+                             "that does not promise that. (A batch that reuses a file from "
+                             "recycle/ fsyncs incoming/ anyway: see queue_file_recycle_limit.)",
+    "queue_file_recycle_limit": "How many spent queue files (of at most 256 KiB) qmgr(8) "
+                                "keeps in recycle/ instead of deleting them; smtpd(8) and "
+                                "the other writers of incoming/ reuse them under new queue "
+                                "ids, which spares the file system an inode and block free "
+                                "and allocation (and, with the discard mount option, a "
+                                "discard) per message. A batch with a reused file also "
+                                "fsyncs incoming/, because a rename is not covered by the "
+                                "file's fsync. 0 turns it off (and empties recycle/ when "
+                                "qmgr starts).",
     "queue_run_delay": "How often qmgr(8) scans deferred/ for messages that are due.",
     "recipient_delimiter": "The separator of address extensions (ann+list@): the part "
                            "after it is ignored when finding the user.",

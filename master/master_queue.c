@@ -23,7 +23,8 @@ static const struct {
     int mail_owned;
 } master_queue_dirs[] = {
     { "incoming", 0700, 1 }, { "active", 0700, 1 }, { "deferred", 0700, 1 },
-    { "hold", 0700, 1 }, { "corrupt", 0700, 1 }, { "private", 0700, 1 },
+    { "hold", 0700, 1 }, { "corrupt", 0700, 1 }, { "recycle", 0700, 1 },
+    { "private", 0700, 1 },
     { "public", 0711, 1 }, { "index", 0700, 1 },
     /* Only the setgid_group may enter maildrop/ (sendmail runs setgid it),
      * so other users can neither read nor guess submissions in flight. */

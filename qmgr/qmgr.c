@@ -130,6 +130,11 @@ static void qmgr_post_init(service_t *svc)
     qmgr.ipc_timeout = conf_int(conf, "ipc_timeout");
     qmgr.active_limit = qmgr_active_cap(conf_int(conf, "qmgr_message_active_limit"));
     qmgr.delay_warning = conf_int(conf, "delay_warning_time");
+    qmgr.recycle_limit = conf_int(conf, "queue_file_recycle_limit");
+    /* A crash can leave a spent file that must not be reused. */
+    qmgr.recycled = qfile_recycle_tidy(qmgr.qdir, qmgr.recycle_limit > 0);
+    if (qmgr.recycled < 0)
+        qmgr.recycle_limit = 0;
     if ((qmgr.resolve = resolve_new(conf, &why)) == NULL)
         msg_fatal("cannot set up address resolution: %s", why);
     qmgr.route = qmgr_route_new(conf);

@@ -137,6 +137,9 @@ typedef struct qmgr {
     int64_t min_backoff, max_backoff, max_lifetime, bounce_lifetime;
     int64_t run_delay, ipc_timeout, delay_warning;
     int active_limit;
+    long recycle_limit;     /* queue_file_recycle_limit (0: unlink spent files) */
+    long recycled;          /* files in recycle/, as last counted plus our own since */
+    int64_t recycle_counted;    /* when recycle/ was last counted */
     uid_t uid;
     qindex_t *index;
     resolve_t *resolve;

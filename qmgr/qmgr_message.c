@@ -99,12 +99,39 @@ static char *qmgr_path(const char *queue, const char *qid)
     return xasprintf("%s/%s/%s", qmgr.qdir, queue, qid);
 }
 
-/* qmgr_message_remove - all done (or deleted): unlink and forget */
+/* qmgr_message_recycle - keep a finished message's file in recycle/ for
+ * the next writer, while there is room (qfile_recycle.c says why) */
+static bool qmgr_message_recycle(const qmgr_msg_t *msg)
+{
+    if (qmgr.recycle_limit <= 0 || msg->fd < 0)
+        return false;
+    if (qmgr.recycled >= qmgr.recycle_limit) {
+        /* Writers take files without telling us: count again, at most
+         * once a second. */
+        int64_t now = qmgr_now();
+        if (now == qmgr.recycle_counted)
+            return false;
+        qmgr.recycle_counted = now;
+        long n = qfile_recycle_tidy(qmgr.qdir, true);
+        qmgr.recycled = n < 0 ? qmgr.recycle_limit : n;
+        if (qmgr.recycled >= qmgr.recycle_limit)
+            return false;
+    }
+    if (qfile_recycle(qmgr.qdir, QUEUE_ACTIVE, msg->qid, msg->fd) < 0)
+        return false;
+    qmgr.recycled++;
+    return true;
+}
+
+/* qmgr_message_remove - all done (or deleted): recycle or unlink the
+ * file, and forget the message */
 static void qmgr_message_remove(qmgr_msg_t *msg)
 {
     char *path = qmgr_path(QUEUE_ACTIVE, msg->qid);
 
-    if (unlink(path) < 0 && errno != ENOENT)
+    if (qmgr_message_recycle(msg))
+        msg_info("%s: removed", msg->qid);
+    else if (unlink(path) < 0 && errno != ENOENT)
         msg_warn("%s: cannot remove %s: %m", msg->qid, path);
     else
         msg_info("%s: removed", msg->qid);

@@ -255,16 +255,17 @@ static void smtpd_qmgr_notify(smtpd_server_t *srv, const char *qid)
 
 /*
  * The commit threads. Making a batch durable (fsync of each file, and
- * with queue_directory_fsync one of incoming/) blocks for a millisecond or more per
+ * one of incoming/ when a file was reused from recycle/ or
+ * queue_directory_fsync asks) blocks for a millisecond or more per
  * file, so it runs in threads while the event loop keeps serving the
  * other sessions (greetings, EHLO, the next messages' content): a
  * session's other steps never wait behind someone else's fsync. One
- * batch is in flight at a time; its files are fsynced and renamed by
- * up to SMTPD_COMMIT_THREADS threads at once (concurrent fsyncs share
- * the disk's cache flushes: this disk does 4x more durable commits with
- * 16 writers than with one), and the thread that finishes the last file
- * fsyncs incoming/. The threads touch only the batch's writers; the
- * sessions stay parked, and are not freed (smtpd_session_resume), until
+ * batch is in flight at a time; its files and the directory are
+ * fsynced by up to SMTPD_COMMIT_THREADS threads at once (concurrent
+ * fsyncs share the disk's cache flushes: this disk does 4x more durable
+ * commits with 16 writers than with one), and the thread that finishes
+ * the last item hands the batch back. The threads touch only the
+ * batch's writers; the sessions stay parked, and are not freed (smtpd_session_resume), until
  * the loop answers them. Meanwhile finished messages wait on the commit
  * list and go together as the next batch: that is the group commit. A
  * finished batch comes back through a pipe.
@@ -278,8 +279,9 @@ typedef struct smtpd_commit_job {
     bool *ok;                           /* fsync and rename done */
     const char **why;
     bool dir_ok;
-    size_t next;                        /* the next file to take (pool lock) */
-    size_t ndone;                       /* files finished (pool lock) */
+    size_t nitems;                      /* the files, plus one for incoming/ if it needs a fsync */
+    size_t next;                        /* the next item to take (pool lock) */
+    size_t ndone;                       /* items finished (pool lock) */
 } smtpd_commit_job_t;
 
 typedef struct smtpd_commit_pool {
@@ -303,8 +305,16 @@ static smtpd_commit_job_t *smtpd_commit_job_new(smtpd_session_t *batch)
     job->w = xcalloc(job->n, sizeof(*job->w));
     job->ok = xcalloc(job->n, sizeof(*job->ok));
     job->why = xcalloc(job->n, sizeof(*job->why));
-    for (smtpd_session_t *s = batch; s; s = s->commit_next)
+    bool renamed = false;
+    for (smtpd_session_t *s = batch; s; s = s->commit_next) {
+        renamed |= qfile_name_needs_dir_sync(s->qf);
         job->w[i++] = s->qf;
+    }
+    /* Every name in the batch exists already (the files were created or
+     * renamed when their transactions began), so the directory's fsync
+     * runs beside the files' own, not after them. */
+    job->nitems = job->n + renamed;
+    job->dir_ok = true;
     return job;
 }
 
@@ -316,23 +326,16 @@ static void smtpd_commit_job_free(smtpd_commit_job_t *job)
     free(job);
 }
 
-/* smtpd_commit_file - fsync and rename file i (any thread: no logging,
- * no session state, only this writer) */
-static void smtpd_commit_file(smtpd_commit_job_t *job, size_t i)
+/* smtpd_commit_item - item i of the job (any thread: no logging, no
+ * session state): fsync file i, or, as the last item, incoming/ */
+static void smtpd_commit_item(smtpd_commit_job_t *job, size_t i)
 {
+    if (i == job->n) {
+        job->dir_ok = queue_sync_dir(".", QUEUE_INCOMING) == 0;
+        return;
+    }
     job->ok[i] = qfile_sync(job->w[i], &job->why[i]) == 0
         && qfile_commit(job->w[i], &job->why[i]) == 0;
-}
-
-/* smtpd_commit_dir - after every file of the job: one fsync of incoming/
- * for all of them, when queue_directory_fsync asks for it */
-static void smtpd_commit_dir(smtpd_commit_job_t *job)
-{
-    bool any = false;
-
-    for (size_t i = 0; i < job->n; i++)
-        any |= job->ok[i];
-    job->dir_ok = !any || queue_commit_dir(".", QUEUE_INCOMING) == 0;
 }
 
 /* smtpd_commit_answer - in the loop: 250 or 451 to every session of a
@@ -384,8 +387,8 @@ static void smtpd_commit_answer(smtpd_server_t *srv, smtpd_commit_job_t *job)
     smtpd_commit_job_free(job);
 }
 
-/* smtpd_commit_thread - take files of the job in flight; the thread
- * that finishes its last file syncs the directory and hands it back */
+/* smtpd_commit_thread - take items of the job in flight; the thread
+ * that finishes the last one hands it back */
 static void *smtpd_commit_thread(void *ctx)
 {
     smtpd_commit_pool_t *pool = ctx;
@@ -396,21 +399,18 @@ static void *smtpd_commit_thread(void *ctx)
         size_t i;
         char c = 1;
 
-        if (job == NULL || job->next == job->n) {
+        if (job == NULL || job->next == job->nitems) {
             pthread_cond_wait(&pool->cv, &pool->mu);
             continue;
         }
         i = job->next++;
         pthread_mutex_unlock(&pool->mu);
-        smtpd_commit_file(job, i);
+        smtpd_commit_item(job, i);
         pthread_mutex_lock(&pool->mu);
-        if (++job->ndone < job->n)
+        if (++job->ndone < job->nitems)
             continue;
-        /* The last file is done: the renames are all made. The job stays
-         * in flight (the loop starts no other) until it is handed back. */
-        pthread_mutex_unlock(&pool->mu);
-        smtpd_commit_dir(job);
-        pthread_mutex_lock(&pool->mu);
+        /* The last item is done. The job stays in flight (the loop starts
+         * no other) until it is handed back. */
         pool->job = NULL;
         pool->done = job;
         /* A full pipe already holds a wake-up: losing this byte is fine. */
@@ -430,16 +430,15 @@ static void smtpd_commit_submit(smtpd_server_t *srv)
     srv->commit_head = NULL;
     srv->commit_tail = &srv->commit_head;
     if (pool == NULL) {
-        for (size_t i = 0; i < job->n; i++)
-            smtpd_commit_file(job, i);
-        smtpd_commit_dir(job);
+        for (size_t i = 0; i < job->nitems; i++)
+            smtpd_commit_item(job, i);
         smtpd_commit_answer(srv, job);
         return;
     }
     pthread_mutex_lock(&pool->mu);
     pool->job = job;
-    /* Wake as many threads as there are files to take. */
-    for (size_t i = 0; i < job->n && i < pool->nthreads; i++)
+    /* Wake as many threads as there are items to take. */
+    for (size_t i = 0; i < job->nitems && i < pool->nthreads; i++)
         pthread_cond_signal(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
 }

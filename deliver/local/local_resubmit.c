@@ -84,7 +84,7 @@ static int write_queue_file(local_exp_t *x, char *qid_r, size_t qid_size, const 
     if (copy_content(msg, w, why_r) < 0 || qfile_finish(w, why_r) < 0 || qfile_sync(w, why_r) < 0
         || qfile_commit(w, why_r) < 0)
         goto out;
-    if (queue_commit_dir(".", QUEUE_INCOMING) < 0) {
+    if (queue_commit_dir(".", QUEUE_INCOMING, qfile_name_needs_dir_sync(w)) < 0) {
         *why_r = strerror(errno);
         goto out;
     }

@@ -30,15 +30,25 @@
  *	qfile_write_content (buffered), qfile_finish (back-patches the
  *	content length, writes 'E', flushes: no fsync), then
  *	qfile_sync (mode 0700, then fsync: content, completion and, on
- *	Linux file systems, the name are durable) and qfile_commit
- *	(nothing more for incoming/). The caller calls
- *	queue_commit_dir(queue_dir, "incoming") once per batch (it fsyncs
- *	the directory only when queue_directory_fsync = yes, see
- *	qfile_set_dir_sync) and only then acknowledges.
+ *	Linux file systems, the name of a created file are durable) and
+ *	qfile_commit (nothing more for incoming/). The caller calls
+ *	queue_commit_dir(queue_dir, "incoming", renamed) once per batch,
+ *	renamed being true if qfile_name_needs_dir_sync() was for any of
+ *	its files (a reused file, or queue_directory_fsync = yes, see
+ *	qfile_set_dir_sync), and only then acknowledges.
+ *	In incoming/ the writer first reuses a spent file from recycle/
+ *	(qfile_recycle_claim) and creates one only when there is none.
  *	qfile_create_in(queue_dir, "maildrop", ...) writes maildrop/t.ID;
  *	qfile_commit renames it and the caller must queue_sync_dir.
  *	qfile_abort unlinks an uncommitted file.
  *	qfile_writer_free closes and frees; it does not unlink.
+ * RECYCLING (qfile_recycle.c)
+ *	qfile_recycle(queue_dir, queue, qid, fd): qmgr's alternative to
+ *	unlinking a finished file: mode 0600, then renamed to recycle/QID;
+ *	-1 when the file is not kept (larger than QFILE_RECYCLE_MAX_SIZE,
+ *	or an error) and the caller must unlink it.
+ *	qfile_recycle_tidy(queue_dir, keep): counts recycle/ and removes
+ *	the files that may not be reused (all of them without keep).
  * READER
  *	qfile_read(fd, &qf, &why): parses the envelope and checks that the
  *	content and 'E' are complete; -1 with why on any inconsistency
@@ -84,6 +94,9 @@
 #define QUEUE_HOLD     "hold"
 #define QUEUE_CORRUPT  "corrupt"
 #define QUEUE_MAILDROP "maildrop"
+#define QUEUE_RECYCLE  "recycle"
+
+#define QFILE_RECYCLE_MAX_SIZE (256 * 1024)  /* larger spent files are unlinked */
 
 typedef struct qfile_writer qfile_writer_t;
 
@@ -106,10 +119,14 @@ int qfile_sync(qfile_writer_t *w, const char **why_r);
 int qfile_commit(qfile_writer_t *w, const char **why_r);
 void qfile_abort(qfile_writer_t **w);
 void qfile_writer_free(qfile_writer_t **w);
+bool qfile_name_needs_dir_sync(const qfile_writer_t *w);
 int queue_sync_dir(const char *queue_dir, const char *subdir);
-int queue_commit_dir(const char *queue_dir, const char *subdir);
+int queue_commit_dir(const char *queue_dir, const char *subdir, bool renamed);
 void qfile_set_dir_sync(bool on);
 bool qfile_mode_complete(mode_t mode);
+int qfile_recycle_claim(const char *queue_dir, char qid[QID_BUFSIZE], char **path_r);
+int qfile_recycle(const char *queue_dir, const char *queue, const char *qid, int fd);
+long qfile_recycle_tidy(const char *queue_dir, bool keep);
 
 typedef struct qfile_rcpt {
     char *addr;
@@ -130,7 +147,7 @@ typedef struct qfile {
     size_t nrcpts;
     off_t content_offset;
     uint64_t content_size;
-    uint64_t file_size;
+    uint64_t file_size;         /* through 'E'; a recycled file may be longer */
 } qfile_t;
 
 int qfile_read(int fd, qfile_t *qf, const char **why_r);

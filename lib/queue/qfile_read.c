@@ -1,8 +1,10 @@
 /*
  * qfile_read - the strict queue-file reader and the in-place recipient mark.
  * Every length is checked against the record limit and the file size before
- * it is used; the content length must land exactly on the END record, which
- * must end the file. Anything else is a torn or garbled file.
+ * it is used; the content length must land exactly on the END record.
+ * Anything else is a torn or garbled file. Bytes after END are slack left
+ * by an earlier message in a recycled file (qfile_recycle.c) and are
+ * never read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +125,7 @@ static int qfile_parse_attr(qfile_t *qf, const unsigned char *p, uint32_t len,
     return 0;
 }
 
-/* qfile_parse_content - 'M': the content must end exactly at 'E', at EOF */
+/* qfile_parse_content - 'M': the content must end exactly at 'E' */
 static int qfile_parse_content(qreader_t *r, qfile_t *qf, const unsigned char *p,
                                uint32_t len, const char **why_r)
 {
@@ -132,7 +134,7 @@ static int qfile_parse_content(qreader_t *r, qfile_t *qf, const unsigned char *p
         return -1;
     }
     uint64_t clen = qrec_get_u64(p);
-    if (clen > r->size - r->pos || r->size - r->pos - clen != QREC_HDR_LEN) {
+    if (clen > r->size - r->pos || r->size - r->pos - clen < QREC_HDR_LEN) {
         *why_r = "content length does not match the file (torn file)";
         return -1;
     }
@@ -231,7 +233,7 @@ int qfile_read(int fd, qfile_t *qf, const char **why_r)
     r.buf = xmalloc(QFILE_READ_CHUNK);
     int rc = qfile_parse(&r, qf, why_r);
     free(r.buf);
-    qf->file_size = r.size;
+    qf->file_size = r.pos;      /* the end of 'E': slack is not the message's */
     if (rc < 0)
         qfile_free(qf);
     return rc;

@@ -9,6 +9,9 @@
  * fsync of a newly created file also makes its directory entry durable,
  * so the 250 waits for one flush, not two; queue_directory_fsync = yes
  * adds the directory fsync for file systems that do not promise that.
+ * A file reused from recycle/ (qfile_recycle.c) got its name by a
+ * rename, which its fsync does not cover: the committer fsyncs
+ * incoming/ too (qfile_name_needs_dir_sync).
  * Elsewhere (maildrop/, written by sendmail as the user) the file is
  * written as t.QID and renamed, and the caller fsyncs the directory.
  */
@@ -38,6 +41,7 @@ struct qfile_writer {
     char *tmp_path;             /* the name written: DIR/SUBDIR/t.QID or, direct, the final one */
     char *final_path;           /* DIR/SUBDIR/QID */
     bool direct;                /* incoming/: final name, completion by mode */
+    bool recycled;              /* a spent file renamed from recycle/ */
     buf_t out;                  /* pending bytes, written at QFILE_WBUF_FLUSH */
     off_t written;              /* bytes already written to fd */
     off_t content_len_at;       /* file offset of the 'M' record's u64 */
@@ -68,7 +72,10 @@ int qfile_create_in(const char *queue_dir, const char *subdir, qfile_writer_t **
     qfile_writer_t *w = xcalloc(1, sizeof(*w));
 
     w->direct = strcmp(subdir, QUEUE_INCOMING) == 0;
-    for (int tries = 0; tries < QFILE_CREATE_TRIES; tries++) {
+    w->fd = -1;
+    if (w->direct && (w->fd = qfile_recycle_claim(queue_dir, w->qid, &w->tmp_path)) >= 0)
+        w->recycled = true;
+    for (int tries = 0; w->fd < 0 && tries < QFILE_CREATE_TRIES; tries++) {
         qid_new(w->qid);
         w->tmp_path = xasprintf("%s/%s/%s%s", queue_dir, subdir, w->direct ? "" : "t.", w->qid);
         w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, QFILE_MODE_WRITING);
@@ -97,6 +104,13 @@ int qfile_create_in(const char *queue_dir, const char *subdir, qfile_writer_t **
 const char *qfile_writer_qid(const qfile_writer_t *w) { return w->qid; }
 int qfile_writer_fd(const qfile_writer_t *w) { return w->fd; }
 uint64_t qfile_content_size(const qfile_writer_t *w) { return w->content_size; }
+
+/* qfile_name_needs_dir_sync - is the file's name durable only after an
+ * fsync of its directory? */
+bool qfile_name_needs_dir_sync(const qfile_writer_t *w)
+{
+    return qfile_dir_sync || w->recycled || !w->direct;
+}
 
 /* qfile_flush - write out the buffer; remember the first error */
 static int qfile_flush(qfile_writer_t *w)
@@ -346,11 +360,11 @@ int queue_sync_dir(const char *queue_dir, const char *subdir)
     return rc < 0 ? -1 : 0;
 }
 
-/* queue_commit_dir - after a batch of direct incoming/ files: the
- * directory fsync only when queue_directory_fsync asks for it */
-int queue_commit_dir(const char *queue_dir, const char *subdir)
+/* queue_commit_dir - after a batch of files: the directory fsync when a
+ * name in it needs one (renamed: qfile_name_needs_dir_sync of any) */
+int queue_commit_dir(const char *queue_dir, const char *subdir, bool renamed)
 {
-    return qfile_dir_sync ? queue_sync_dir(queue_dir, subdir) : 0;
+    return renamed ? queue_sync_dir(queue_dir, subdir) : 0;
 }
 
 /* qfile_mode_complete - a direct file's mode says it is committed */

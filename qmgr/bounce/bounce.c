@@ -106,9 +106,9 @@ static int bounce_write(const bounce_info_t *bi, bounce_kind_t kind, char qid_r[
         && qfile_begin_content(w) == 0
         && qfile_write_content(w, text.data, text.len) == 0
         && qfile_finish(w, why_r) == 0 && qfile_sync(w, why_r) == 0
-        && qfile_commit(w, why_r) == 0) {
-        if (queue_commit_dir(".", QUEUE_INCOMING) < 0)
-            msg_warn("cannot sync %s/: %m", QUEUE_INCOMING);
+        && qfile_commit(w, why_r) == 0
+        && (queue_commit_dir(".", QUEUE_INCOMING, qfile_name_needs_dir_sync(w)) == 0
+            || (*why_r = "cannot sync the incoming directory", false))) {
         memcpy(qid_r, qfile_writer_qid(w), QID_BUFSIZE);
         qfile_writer_free(&w);
         rc = 0;

@@ -53,6 +53,7 @@ typedef struct pickup_done {
     char qid[QID_BUFSIZE];          /* new queue file */
     unsigned long uid;
     char *sender;
+    bool renamed;                   /* its name needs the directory fsync */
 } pickup_done_t;
 
 typedef struct pickup {
@@ -129,7 +130,7 @@ static int pickup_copy(int fd, const qfile_t *qf, qfile_writer_t *w, uid_t uid,
 
 /* pickup_write - the real queue file in incoming/, synced and renamed
  * (the directory sync is the caller's, once per batch) */
-static int pickup_write(int fd, const qfile_t *qf, uid_t uid, char qid_r[QID_BUFSIZE],
+static int pickup_write(int fd, const qfile_t *qf, uid_t uid, pickup_done_t *done,
                         bool *input_bad, const char **why_r)
 {
     struct timespec now;
@@ -158,7 +159,8 @@ static int pickup_write(int fd, const qfile_t *qf, uid_t uid, char qid_r[QID_BUF
         qfile_abort(&w);
         return -1;
     }
-    memcpy(qid_r, qfile_writer_qid(w), QID_BUFSIZE);
+    memcpy(done->qid, qfile_writer_qid(w), QID_BUFSIZE);
+    done->renamed = qfile_name_needs_dir_sync(w);
     qfile_writer_free(&w);
     return 0;
 }
@@ -202,7 +204,7 @@ static int pickup_file(const char *name, pickup_done_t *done)
         free(reason);
         return 0;
     }
-    if (pickup_write(fd, &qf, st.st_uid, done->qid, &input_bad, &why) < 0) {
+    if (pickup_write(fd, &qf, st.st_uid, done, &input_bad, &why) < 0) {
         /* A file its owner changed under us is the owner's problem; a
          * queue that cannot be written is ours: retry later. */
         if (input_bad) {
@@ -252,9 +254,13 @@ static void pickup_qmgr_new(const char *qid)
 /* pickup_finish_batch - make the batch durable, then tell and clean up */
 static void pickup_finish_batch(pickup_done_t *done, size_t n)
 {
+    bool renamed = false;
+
     if (n == 0)
         return;
-    if (queue_commit_dir(".", QUEUE_INCOMING) < 0) {
+    for (size_t i = 0; i < n; i++)
+        renamed |= done[i].renamed;
+    if (queue_commit_dir(".", QUEUE_INCOMING, renamed) < 0) {
         /* Not durable: keep the maildrop files (a duplicate later beats
          * a loss); qmgr may still find the new files. */
         msg_warn("fsync %s: %s", QUEUE_INCOMING, strerror(errno));
