@@ -80,13 +80,18 @@ static void qfile_recycle_scan(const char *queue_dir)
 
 /* qfile_recycle_take - rename recycle/NAME (open as fd) to incoming/QID
  * under a new id: 0 and the new path, or -1 (another writer took it) */
-static int qfile_recycle_take(const char *queue_dir, const char *from, char qid[QID_BUFSIZE],
-                              char **path_r)
+static int qfile_recycle_take(const char *queue_dir, const char *from, int fd,
+                              char qid[QID_BUFSIZE], char **path_r)
 {
     for (int tries = 0; tries < QFILE_RECYCLE_TRIES; tries++) {
         qid_new(qid);
         char *to = xasprintf("%s/%s/%s", queue_dir, QUEUE_INCOMING, qid);
         if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) {
+            /* Its mtime is when the old message was written: an hour-old
+             * incomplete file in incoming/ is a dead writer's, and qmgr
+             * removes those (the first write may be minutes away). */
+            if (futimens(fd, NULL) < 0)
+                msg_warn("cannot touch %s: %m", to);
             *path_r = to;
             return 0;
         }
@@ -115,7 +120,7 @@ int qfile_recycle_claim(const char *queue_dir, char qid[QID_BUFSIZE], char **pat
 
         free(name);
         if (fd >= 0 && fstat(fd, &st) == 0 && qfile_recycle_usable(&st)
-            && qfile_recycle_take(queue_dir, from, qid, path_r) == 0) {
+            && qfile_recycle_take(queue_dir, from, fd, qid, path_r) == 0) {
             free(from);
             return fd;
         }

@@ -455,10 +455,30 @@ static void test_recycle(void)
 
     /* too large to keep: the caller unlinks it */
     fd = open(path3, O_RDWR);
+    TEST_INTEQ(fstat(fd, &st), 0);
     TEST_INTEQ(ftruncate(fd, QFILE_RECYCLE_MAX_SIZE + 1), 0);
     TEST_INTEQ(qfile_recycle(tmpdir, QUEUE_INCOMING, qid3, fd), -1);
     TEST_INTEQ(ftruncate(fd, 100), 0);
+    TEST_INTEQ(qfile_recycle(tmpdir, QUEUE_INCOMING, qid3, fd), 0);
+    close(fd);
+    /* a claimed file looks new to qmgr's stale-file cleanup before its
+     * writer has written anything */
+    char *spent3 = xasprintf("%s/%s/%s", tmpdir, QUEUE_RECYCLE, qid3);
+    struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    TEST_INTEQ(utimensat(AT_FDCWD, spent3, old, 0), 0);
+    next_second();
+    qfile_writer_t *w;
+    TEST_INTEQ(qfile_create(tmpdir, &w, &why), 0);
+    TEST_CHECK(qfile_name_needs_dir_sync(w));
+    TEST_INTEQ(fstat(qfile_writer_fd(w), &st2), 0);
+    TEST_CHECK(st2.st_ino == st.st_ino && st2.st_mtime > time(NULL) - 60);
+    qfile_abort(&w);
+    TEST_INTEQ(utimensat(AT_FDCWD, spent3, old, 0), -1);
+    free(spent3);
     /* without keep, the tidy empties recycle/ */
+    char *path4 = write_message("fourth@example.com", 1, small, sizeof(small) - 1, qid3);
+    fd = open(path4, O_RDWR);
+    free(path4);
     TEST_INTEQ(qfile_recycle(tmpdir, QUEUE_INCOMING, qid3, fd), 0);
     close(fd);
     TEST_INTEQ(qfile_recycle_tidy(tmpdir, true), 1);
