@@ -127,6 +127,23 @@ class PostfixServer:
         return ["postqueue", "-c", self.inst.config_dir]
 
 
+def settle_disk():
+    """Write everything back and drop the page cache. ext4 without a
+    journal skips, on every file creation, each inode freed in the last
+    minute whose inode-table block is still cached (recently_deleted() in
+    fs/ext4/ialloc.c), one lookup each; emptying the previous run's
+    Maildirs frees thousands just before a run. Dropping the cache ends
+    that for both servers alike, so a run pays only for what it deletes
+    itself. False when not permitted (not root)."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1\n")
+        return True
+    except OSError:
+        return False
+
+
 class StorkServer:
     name = "Stork"
 
@@ -258,6 +275,7 @@ class Bench:
     def __init__(self, args):
         self.a = args
         self.rows = []          # (section, label, metric, stork summary, postfix summary, note)
+        self.settled = True     # every SMTP run started from a settled disk
         self.carried_notes = []  # notes of sections kept from the previous report
         self.notes = []
         self.raw = {}           # (case, server) -> [results]
@@ -354,6 +372,7 @@ class Bench:
             target = srv.vaddrs()
             mds = srv.maildirs()
             delivered = lambda: procstat.count_new(mds)  # noqa: E731
+        self.settled &= settle_disk()
         time.sleep(0.3)
         io0 = procstat.disk_ops(self.base)
         cpu0 = procstat.tree_cpu(srv.master_pid)
@@ -726,6 +745,10 @@ class Bench:
                   "- SMTP cases: each run stops after %d messages or %d s, one message per "
                   "connection, %d virtual users, uvloop client: %s"
                   % (a.count, a.duration, NUSERS, "yes" if smtpload.uvloop else "no"),
+                  "- before each SMTP run: the previous run's Maildirs are emptied, then "
+                  "`sync` and the page cache dropped, so no run pays for files deleted "
+                  "before it (bench/README.md, item 13): %s"
+                  % ("done" if self.settled else "NOT done (not permitted here)"),
                   "- cells: median [min–max] over the repetitions; ratio = Stork median / "
                   "Postfix median (for rates higher is better for Stork, for CPU and "
                   "latency lower is better)",
