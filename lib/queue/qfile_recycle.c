@@ -47,6 +47,7 @@ static struct {
     char *names[QFILE_RECYCLE_BATCH];
     size_t n;
     time_t scanned;
+    bool more;                          /* the last scan stopped at a full batch */
     bool off;                           /* renameat2 not supported here */
 } qfile_pool;
 
@@ -58,15 +59,16 @@ static bool qfile_recycle_usable(const struct stat *st)
         && st->st_size <= QFILE_RECYCLE_MAX_SIZE;
 }
 
-/* qfile_recycle_scan - remember up to a batch of names, at most once a
- * second when recycle/ had none (an empty directory costs one read) */
+/* qfile_recycle_scan - remember up to a batch of names; when the last
+ * scan found fewer than a batch, wait for the next second */
 static void qfile_recycle_scan(const char *queue_dir)
 {
     time_t now = time(NULL);
 
-    if (qfile_pool.n > 0 || qfile_pool.scanned == now)
+    if (qfile_pool.n > 0 || (qfile_pool.scanned == now && !qfile_pool.more))
         return;
     qfile_pool.scanned = now;
+    qfile_pool.more = false;
     char *dir = xasprintf("%s/%s", queue_dir, QUEUE_RECYCLE);
     DIR *dp = opendir(dir);
     free(dir);
@@ -75,6 +77,7 @@ static void qfile_recycle_scan(const char *queue_dir)
     for (struct dirent *de; qfile_pool.n < QFILE_RECYCLE_BATCH && (de = readdir(dp)) != NULL;)
         if (qid_valid(de->d_name))
             qfile_pool.names[qfile_pool.n++] = xstrdup(de->d_name);
+    qfile_pool.more = qfile_pool.n == QFILE_RECYCLE_BATCH;
     closedir(dp);
 }
 
