@@ -129,9 +129,7 @@ static void qmgr_message_remove(qmgr_msg_t *msg)
 {
     char *path = qmgr_path(QUEUE_ACTIVE, msg->qid);
 
-    if (qmgr_message_recycle(msg))
-        msg_info("%s: removed", msg->qid);
-    else if (unlink(path) < 0 && errno != ENOENT)
+    if (!qmgr_message_recycle(msg) && unlink(path) < 0 && errno != ENOENT)
         msg_warn("%s: cannot remove %s: %m", msg->qid, path);
     else
         msg_info("%s: removed", msg->qid);

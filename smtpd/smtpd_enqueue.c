@@ -259,18 +259,22 @@ static void smtpd_qmgr_notify(smtpd_server_t *srv, const char *qid)
  * queue_directory_fsync asks) blocks for a millisecond or more per
  * file, so it runs in threads while the event loop keeps serving the
  * other sessions (greetings, EHLO, the next messages' content): a
- * session's other steps never wait behind someone else's fsync. One
- * batch is in flight at a time; its files and the directory are
- * fsynced by up to SMTPD_COMMIT_THREADS threads at once (concurrent
- * fsyncs share the disk's cache flushes: this disk does 4x more durable
- * commits with 16 writers than with one), and the thread that finishes
- * the last item hands the batch back. The threads touch only the
- * batch's writers; the sessions stay parked, and are not freed (smtpd_session_resume), until
- * the loop answers them. Meanwhile finished messages wait on the commit
- * list and go together as the next batch: that is the group commit. A
- * finished batch comes back through a pipe.
+ * session's other steps never wait behind someone else's fsync. Up to
+ * SMTPD_COMMIT_INFLIGHT batches are in flight at a time (a message
+ * finished just after a batch left need not wait for that batch's
+ * flush before its own starts); their files and directory fsyncs are
+ * taken, oldest batch first, by up to SMTPD_COMMIT_THREADS threads at
+ * once (concurrent fsyncs share the disk's cache flushes: this disk
+ * does 4x more durable commits with 16 writers than with one), and the
+ * thread that finishes a batch's last item hands the batch back. The threads touch only the
+ * batch's writers; the sessions stay parked, and are not freed
+ * (smtpd_session_resume), until the loop answers them. Meanwhile
+ * finished messages wait on the commit list and go together as the next
+ * batch: that is the group commit. A finished batch comes back through
+ * a pipe.
  */
 #define SMTPD_COMMIT_THREADS 4
+#define SMTPD_COMMIT_INFLIGHT 2         /* batches committing at once */
 
 typedef struct smtpd_commit_job {
     smtpd_session_t *batch;             /* the sessions, through commit_next */
@@ -282,13 +286,21 @@ typedef struct smtpd_commit_job {
     size_t nitems;                      /* the files, plus one for incoming/ if it needs a fsync */
     size_t next;                        /* the next item to take (pool lock) */
     size_t ndone;                       /* items finished (pool lock) */
+    struct smtpd_commit_job *link;      /* on the pool's todo or done list */
 } smtpd_commit_job_t;
+
+/* A FIFO of jobs, through job->link */
+typedef struct smtpd_commit_list {
+    smtpd_commit_job_t *head;
+    smtpd_commit_job_t **tail;
+} smtpd_commit_list_t;
 
 typedef struct smtpd_commit_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    smtpd_commit_job_t *job;            /* in flight: the threads work on it */
-    smtpd_commit_job_t *done;           /* finished, for the loop */
+    smtpd_commit_list_t todo;           /* jobs with items not taken yet */
+    smtpd_commit_list_t done;           /* finished jobs, for the loop */
+    unsigned inflight;                  /* submitted and not yet answered (loop only) */
     int pipe[2];                        /* threads → loop */
     unsigned nthreads;
 } smtpd_commit_pool_t;
@@ -387,32 +399,53 @@ static void smtpd_commit_answer(smtpd_server_t *srv, smtpd_commit_job_t *job)
     smtpd_commit_job_free(job);
 }
 
-/* smtpd_commit_thread - take items of the job in flight; the thread
- * that finishes the last one hands it back */
+static void smtpd_commit_list_init(smtpd_commit_list_t *l)
+{
+    l->head = NULL;
+    l->tail = &l->head;
+}
+
+static void smtpd_commit_list_append(smtpd_commit_list_t *l, smtpd_commit_job_t *job)
+{
+    job->link = NULL;
+    *l->tail = job;
+    l->tail = &job->link;
+}
+
+static smtpd_commit_job_t *smtpd_commit_list_pop(smtpd_commit_list_t *l)
+{
+    smtpd_commit_job_t *job = l->head;
+
+    if (job && (l->head = job->link) == NULL)
+        l->tail = &l->head;
+    return job;
+}
+
+/* smtpd_commit_thread - take the oldest job's next item; the thread
+ * that finishes a job's last item hands the job back */
 static void *smtpd_commit_thread(void *ctx)
 {
     smtpd_commit_pool_t *pool = ctx;
 
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        smtpd_commit_job_t *job = pool->job;
+        smtpd_commit_job_t *job = pool->todo.head;
         size_t i;
         char c = 1;
 
-        if (job == NULL || job->next == job->nitems) {
+        if (job == NULL) {
             pthread_cond_wait(&pool->cv, &pool->mu);
             continue;
         }
         i = job->next++;
+        if (job->next == job->nitems)
+            smtpd_commit_list_pop(&pool->todo);
         pthread_mutex_unlock(&pool->mu);
         smtpd_commit_item(job, i);
         pthread_mutex_lock(&pool->mu);
         if (++job->ndone < job->nitems)
             continue;
-        /* The last item is done. The job stays in flight (the loop starts
-         * no other) until it is handed back. */
-        pool->job = NULL;
-        pool->done = job;
+        smtpd_commit_list_append(&pool->done, job);
         /* A full pipe already holds a wake-up: losing this byte is fine. */
         while (write(pool->pipe[1], &c, 1) < 0 && errno == EINTR)
             ;
@@ -435,55 +468,49 @@ static void smtpd_commit_submit(smtpd_server_t *srv)
         smtpd_commit_answer(srv, job);
         return;
     }
+    pool->inflight++;
     pthread_mutex_lock(&pool->mu);
-    pool->job = job;
+    smtpd_commit_list_append(&pool->todo, job);
     /* Wake as many threads as there are items to take. */
     for (size_t i = 0; i < job->nitems && i < pool->nthreads; i++)
         pthread_cond_signal(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
 }
 
-/* smtpd_commit_busy - is a batch in flight (or finished, not answered)? */
-static bool smtpd_commit_busy(smtpd_server_t *srv)
-{
-    smtpd_commit_pool_t *pool = srv->commit_pool;
-    bool busy;
-
-    if (pool == NULL)
-        return false;
-    pthread_mutex_lock(&pool->mu);
-    busy = pool->job != NULL || pool->done != NULL;
-    pthread_mutex_unlock(&pool->mu);
-    return busy;
-}
-
-/* smtpd_commit_done - the pipe: answer the finished batch */
+/* smtpd_commit_done - the pipe: answer the finished batches */
 static void smtpd_commit_done(event_loop_t *loop, int fd, unsigned mask, void *ctx)
 {
     smtpd_server_t *srv = ctx;
     smtpd_commit_pool_t *pool = srv->commit_pool;
+    smtpd_commit_list_t done;
     smtpd_commit_job_t *job;
     char drain[64];
 
     while (read(fd, drain, sizeof(drain)) > 0)
         ;
     pthread_mutex_lock(&pool->mu);
-    job = pool->done;
-    pool->done = NULL;
+    done = pool->done;
+    smtpd_commit_list_init(&pool->done);
     pthread_mutex_unlock(&pool->mu);
-    if (job)
+    if (done.head == NULL)
+        return;
+    while ((job = smtpd_commit_list_pop(&done)) != NULL) {
+        pool->inflight--;
         smtpd_commit_answer(srv, job);
+    }
 }
 
-/* smtpd_commit_hook - before the loop sleeps: start the next batch if
- * none is in flight */
+/* smtpd_commit_hook - before the loop sleeps: the parked messages go as
+ * one batch, unless SMTPD_COMMIT_INFLIGHT batches are in flight already
+ * (then they wait and make the next batch larger) */
 static void smtpd_commit_hook(event_loop_t *loop, void *ctx)
 {
     smtpd_server_t *srv = ctx;
 
     /* Without threads: answering a batch may let a pipelining session
      * finish its next message at once, so go on until none is parked. */
-    while (srv->commit_head && !smtpd_commit_busy(srv)) {
+    while (srv->commit_head
+           && (srv->commit_pool == NULL || srv->commit_pool->inflight < SMTPD_COMMIT_INFLIGHT)) {
         smtpd_commit_submit(srv);
         if (srv->commit_pool)
             break;
@@ -499,6 +526,8 @@ static smtpd_commit_pool_t *smtpd_commit_pool_new(smtpd_server_t *srv)
 
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
+    smtpd_commit_list_init(&pool->todo);
+    smtpd_commit_list_init(&pool->done);
     if (pipe2(pool->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
         msg_warn("commit threads: pipe: %m (committing in the event loop)");
         free(pool);
