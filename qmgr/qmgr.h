@@ -140,6 +140,7 @@ typedef struct qmgr {
     long recycle_limit;     /* queue_file_recycle_limit (0: unlink spent files) */
     long recycled;          /* files in recycle/, as last counted plus our own since */
     int64_t recycle_counted;    /* when recycle/ was last counted */
+    long recycle_found;         /* and how many files it held then */
     uid_t uid;
     qindex_t *index;
     resolve_t *resolve;

@@ -106,14 +106,16 @@ static bool qmgr_message_recycle(const qmgr_msg_t *msg)
     if (qmgr.recycle_limit <= 0 || msg->fd < 0)
         return false;
     if (qmgr.recycled >= qmgr.recycle_limit) {
-        /* Writers take files without telling us: count again, at most
-         * once a second. */
+        /* Writers take files without telling us: count again (a stat
+         * per file). After a count that found recycle/ at least half
+         * full, at most once a second; after one that found it emptier,
+         * at once, since half the limit's recycles have passed since. */
         int64_t now = qmgr_now();
-        if (now == qmgr.recycle_counted)
+        if (now == qmgr.recycle_counted && qmgr.recycle_found >= qmgr.recycle_limit / 2)
             return false;
         qmgr.recycle_counted = now;
         long n = qfile_recycle_tidy(qmgr.qdir, true);
-        qmgr.recycled = n < 0 ? qmgr.recycle_limit : n;
+        qmgr.recycled = qmgr.recycle_found = n < 0 ? qmgr.recycle_limit : n;
         if (qmgr.recycled >= qmgr.recycle_limit)
             return false;
     }

@@ -42,7 +42,8 @@
 #define QFILE_RECYCLE_BATCH 64          /* names remembered per directory scan */
 #define QFILE_RECYCLE_TRIES 20          /* new queue ids tried per file */
 
-/* Per process: names seen in recycle/, and when it was last read. */
+/* Per process (writers create files from one thread): names seen in
+ * recycle/, and when it was last read. */
 static struct {
     char *names[QFILE_RECYCLE_BATCH];
     size_t n;
@@ -118,6 +119,7 @@ int qfile_recycle_claim(const char *queue_dir, char qid[QID_BUFSIZE], char **pat
     while (qfile_pool.n > 0) {
         char *name = qfile_pool.names[--qfile_pool.n];
         char *from = xasprintf("%s/%s/%s", queue_dir, QUEUE_RECYCLE, name);
+        /* O_NONBLOCK: whatever sits there, opening it must not hang */
         int fd = open(from, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         struct stat st;
 
