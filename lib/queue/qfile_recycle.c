@@ -101,7 +101,9 @@ static int qfile_recycle_take(const char *queue_dir, const char *from, int fd,
         }
         int err = errno;
         free(to);
-        if (err == EINVAL || err == ENOSYS)
+        /* No RENAME_NOREPLACE here, or recycle/ on another file system:
+         * stop trying in this process. */
+        if (err == EINVAL || err == ENOSYS || err == EXDEV)
             qfile_pool.off = true;
         if (err != EEXIST)
             return -1;
